@@ -1,0 +1,20 @@
+"""Built-in metadata creation: the discovery backend (header-only scans, persisted index)."""
+
+from __future__ import annotations
+
+from databackend.config.models import ImageBackendConfig
+from databackend.context import BuildContext
+from databackend.markers import hookimpl
+from databackend.metadata.backend import MetadataBackend
+from databackend.storage.base import StorageBackend
+
+__all__ = ["databackend_make_metadata_backend"]
+
+
+@hookimpl(trylast=True)
+def databackend_make_metadata_backend(dataset: ImageBackendConfig, storage: StorageBackend,
+                                      context: BuildContext) -> MetadataBackend:
+    """Return a :class:`~databackend.metadata.discovery.DiscoveryMetadataBackend`."""
+    from databackend.metadata.discovery import DiscoveryMetadataBackend
+
+    return DiscoveryMetadataBackend(dataset, storage, context)

@@ -1,0 +1,65 @@
+"""``databackend validate CONFIG``: print the resolved, sorted plan, or every error (exit 1)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from databackend.commands.common import add_config_arguments, load_plan
+from databackend.config.models import BaseBackendConfig, ImageBackendConfig
+from databackend.config.plan import DataPlan
+
+__all__ = ["plan_rows", "register"]
+
+
+def _where(entry: BaseBackendConfig) -> str:
+    storage = entry.storage
+    for key in ("instance_data_dir", "aws_bucket_name", "csv_file", "dataset_name"):
+        value = getattr(storage, key, None)
+        if value:
+            prefix = getattr(storage, "aws_data_prefix", "") if key == "aws_bucket_name" else ""
+            return f"{value}/{prefix}".rstrip("/") if prefix else str(value)
+    return getattr(entry, "cache_dir", None) or "-"
+
+
+def plan_rows(plan: DataPlan) -> list[dict[str, Any]]:
+    """One row per entry in build order (no secrets: only ids, types and locations)."""
+    rows = []
+    for n, e in enumerate(plan.entries, 1):
+        row: dict[str, Any] = {"order": n, "id": e.id, "dataset_type": e.dataset_type,
+                               "type": e.type, "location": _where(e)}
+        if isinstance(e, ImageBackendConfig):
+            te = plan.text_embeds_for(e)
+            row.update(text_embeds=te.id if te else None, image_embeds=e.image_embeds,
+                       resolution=e.resolution or plan.options.resolution,
+                       resolution_type=e.resolution_type or plan.options.resolution_type,
+                       probability=e.probability, repeats=e.repeats)
+        rows.append(row)
+    return rows
+
+
+def _run(args: argparse.Namespace) -> int:
+    plan, _ = load_plan(args)
+    rows = plan_rows(plan)
+    if args.json:
+        print(json.dumps({"entries": rows, "warnings": list(plan.warnings)}, indent=2))
+        return 0
+    cols = ("order", "id", "dataset_type", "type", "location", "text_embeds", "resolution")
+    table = [[str(r.get(c, "") if r.get(c) is not None else "-") for c in cols] for r in rows]
+    widths = [max(len(c), *(len(t[i]) for t in table)) for i, c in enumerate(cols)]
+    print("  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)))
+    for t in table:
+        print("  ".join(v.ljust(w) for v, w in zip(t, widths, strict=True)))
+    for w in plan.warnings:
+        print(f"warning: {w}")
+    print(f"OK: {len(rows)} entries")
+    return 0
+
+
+def register(sub: Any) -> None:
+    """Add the ``validate`` subcommand."""
+    parser = sub.add_parser("validate", help="check a config and print the build plan")
+    add_config_arguments(parser)
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.set_defaults(func=_run)

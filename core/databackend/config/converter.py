@@ -1,0 +1,74 @@
+"""A strict cattrs converter: no silent ``"false" -> True`` or ``"12" -> 12`` coercions.
+
+Errors are turned into one line per key: ``\u0060key\u0060: expected int, got str '12'``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import cattrs
+from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError
+
+__all__ = ["make_converter", "structure_errors"]
+
+_NAMES = {bool: "a boolean (true/false)", int: "an integer", float: "a number", str: "a string"}
+
+
+def _strict_hook(target: type) -> Any:
+    def hook(value: Any, _: Any) -> Any:
+        if target is float and isinstance(value, int) and not isinstance(value, bool):
+            return float(value)
+        if type(value) is not target:
+            raise ValueError(f"expected {_NAMES[target]}, got {type(value).__name__} {value!r}")
+        return value
+    return hook
+
+
+def _dict_hook(value: Any, _: Any) -> Any:
+    if not isinstance(value, dict):
+        raise ValueError(f"expected an object, got {type(value).__name__} {value!r}")
+    return value
+
+
+def _list_hook(value: Any, _: Any) -> Any:
+    if not isinstance(value, list):
+        raise ValueError(f"expected a list, got {type(value).__name__} {value!r}")
+    return value
+
+
+def make_converter() -> cattrs.Converter:
+    """A fresh converter with strict scalar hooks (never a shared global one)."""
+    conv = cattrs.Converter(forbid_extra_keys=True, detailed_validation=True)
+    for target in (bool, int, float, str):
+        conv.register_structure_hook(target, _strict_hook(target))
+    conv.register_structure_hook_func(lambda t: t == dict[str, Any], _dict_hook)
+    conv.register_structure_hook_func(lambda t: t == list[Any], _list_hook)
+    return conv
+
+
+def _format(exc: BaseException, path: str) -> str:
+    key = path.removeprefix("$").lstrip(".") or "?"
+    if isinstance(exc, ValueError) and str(exc).startswith("expected"):
+        return f"`{key}`: {exc}"
+    if isinstance(exc, KeyError):
+        return f"`{key}`: required key is missing"
+    return f"`{key}`: {type(exc).__name__}: {exc}"
+
+
+def structure_errors(exc: BaseException) -> list[str]:
+    """Flatten a cattrs validation error group into ``\u0060key\u0060: message`` lines."""
+    if isinstance(exc, ForbiddenExtraKeysError):
+        return [f"`{k}`: unknown key" for k in sorted(exc.extra_fields)]
+    if not isinstance(exc, ClassValidationError):
+        return [f"{type(exc).__name__}: {exc}"]
+    with_notes, without = exc.group_exceptions()
+    out: list[str] = []
+    for sub, note in with_notes:
+        if isinstance(sub, ClassValidationError):
+            out.extend(f"{note.name}.{line}" for line in structure_errors(sub))
+        else:
+            out.append(_format(sub, f"$.{note.name}"))
+    for sub in without:
+        out.extend(structure_errors(sub))
+    return out

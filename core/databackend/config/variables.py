@@ -1,0 +1,58 @@
+"""``{variable}`` filling in config strings: ``{output_dir}``, ``{model_family}``, ``{id}``,
+``{env:VAR}`` and any user-given ``--var k=v``. An unfilled variable is an error, not a silent
+literal."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["fill_variables"]
+
+_PATTERN = re.compile(r"\{(env:[A-Za-z_][A-Za-z0-9_]*|[A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def _fill_string(text: str, variables: Mapping[str, str], where: str, problems: list[str]) -> str:
+    def replace(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name.startswith("env:"):
+            value = os.environ.get(name[4:])
+            if value is None:
+                problems.append(f"{where}: environment variable {name[4:]!r} (in {{{name}}}) "
+                                "is not set")
+                return match.group(0)
+            return value
+        if name in variables:
+            return variables[name]
+        known = ", ".join(sorted(variables)) + ", env:VAR"
+        problems.append(f"{where}: unknown variable {{{name}}}; known: {known} "
+                        "(add more with --var name=value)")
+        return match.group(0)
+
+    return _PATTERN.sub(replace, text)
+
+
+def _key_path(where: str, key: str) -> str:
+    """``dataset 'x'`` + ``k`` -> ``dataset 'x': `k```; nested keys join with dots."""
+    if where.endswith("`"):
+        return f"{where[:-1]}.{key}`"
+    return f"{where}: `{key}`"
+
+
+def fill_variables(value: Any, variables: Mapping[str, str], where: str,
+                   problems: list[str]) -> Any:
+    """Return ``value`` with every ``{name}`` in its strings (recursively) replaced.
+
+    :param where: prefix for problem lines, e.g. ``dataset 'pets': `cache_dir_vae```.
+    :param problems: list that receives one line per unfilled variable.
+    """
+    if isinstance(value, str):
+        return _fill_string(value, variables, where, problems)
+    if isinstance(value, list):
+        return [fill_variables(v, variables, where, problems) for v in value]
+    if isinstance(value, dict):
+        return {k: fill_variables(v, variables, _key_path(where, k), problems)
+                for k, v in value.items()}
+    return value

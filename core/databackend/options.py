@@ -1,0 +1,98 @@
+"""Factory-level options: the settings SimpleTuner keeps as trainer arguments.
+
+Datasets inherit these unless they set the key themselves. Settable from Python
+(``FactoryOptions(seed=3)``), from a mapping (:meth:`FactoryOptions.from_mapping`), and from the
+CLI (``--option seed=3``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from databackend.errors import ConfigError
+
+__all__ = ["SAMPLING_METHODS", "SHORT_BUCKET_POLICIES", "FactoryOptions"]
+
+SHORT_BUCKET_POLICIES = ("pad", "drop")
+SAMPLING_METHODS = ("auto-weighting", "uniform")
+
+
+@attrs.frozen(kw_only=True)
+class FactoryOptions:
+    """Typed factory-wide defaults; every field may be overridden per dataset where it applies."""
+
+    seed: int = 0
+    train_batch_size: int = 1
+    resolution: float = 1024
+    resolution_type: str = "pixel_area"
+    aspect_bucket_alignment: int = 64
+    aspect_bucket_rounding: int = 2
+    maximum_canvas_size: int | None = None
+    output_dir: str = ".databackend_output"
+    cache_dir: str | None = None
+    model_family: str = "model"
+    caption_strategy: str = "filename"
+    sampling: str = "auto-weighting"
+    short_bucket_policy: str = "pad"
+    scan_workers: int = 0
+    vae_cache_ondemand: bool = False
+    compress_cache: bool = False
+
+    @property
+    def cache_root(self) -> str:
+        """Where indexes and default caches go: ``cache_dir`` or ``{output_dir}/cache``."""
+        return self.cache_dir or os.path.join(self.output_dir, "cache")
+
+    def problems(self) -> list[str]:
+        """Every invalid value, one line each (empty when valid)."""
+        out = []
+        if self.resolution_type not in ("pixel", "area", "pixel_area"):
+            out.append(f"option `resolution_type` must be pixel, area or pixel_area; "
+                       f"got {self.resolution_type!r}")
+        if self.train_batch_size < 1:
+            out.append(f"option `train_batch_size` must be >= 1; got {self.train_batch_size}")
+        if self.aspect_bucket_alignment < 1:
+            out.append("option `aspect_bucket_alignment` must be >= 1")
+        if self.short_bucket_policy not in SHORT_BUCKET_POLICIES:
+            out.append(f"option `short_bucket_policy` must be one of {SHORT_BUCKET_POLICIES}; "
+                       f"got {self.short_bucket_policy!r}")
+        return out
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any], base: FactoryOptions | None = None
+                     ) -> FactoryOptions:
+        """Build options from ``name -> value`` (strings from the CLI are converted by type)."""
+        base = base or cls()
+        fields = {f.name: f for f in attrs.fields(cls)}
+        unknown = sorted(set(values) - set(fields))
+        if unknown:
+            raise ConfigError([f"unknown factory option `{k}`; known: {', '.join(fields)}"
+                               for k in unknown])
+        changes = {k: _coerce(k, v, getattr(base, k)) for k, v in values.items()}
+        opts = attrs.evolve(base, **changes)
+        if opts.problems():
+            raise ConfigError(opts.problems())
+        return opts
+
+
+def _coerce(key: str, value: Any, current: Any) -> Any:
+    """Convert a CLI string to the type of the option's current value."""
+    if not isinstance(value, str) or isinstance(current, str):
+        return value
+    try:
+        if isinstance(current, bool):
+            if value.lower() not in ("1", "0", "true", "false", "yes", "no"):
+                raise ValueError(value)
+            return value.lower() in ("1", "true", "yes")
+        if isinstance(current, int) or (current is None and value.isdigit()):
+            return int(value)
+        if isinstance(current, float):
+            return float(value)
+    except ValueError:
+        raise ConfigError([f"option `{key}`: cannot read {value!r} as "
+                           f"{type(current).__name__}"]) from None
+    return value

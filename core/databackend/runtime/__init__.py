@@ -1,0 +1,1 @@
+"""The runtime: bucket samplers, dataset selection, batch assembly, prefetch and distribution."""

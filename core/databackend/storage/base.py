@@ -1,0 +1,146 @@
+"""The storage backend interface every storage plugin implements.
+
+Paths handed to a backend are *relative keys* with ``/`` separators (``"cats/01.jpg"``), resolved
+against the backend's root (a folder, a bucket prefix, ...). A backend never sees absolute paths
+from the caller, which keeps caches and indexes portable between machines.
+
+Example plugin (complete)::
+
+    import attrs
+    from databackend import StorageBackend, hookimpl
+
+    @attrs.frozen(kw_only=True)
+    class MemoryConfig:
+        pass
+
+    class MemoryBackend(StorageBackend):
+        name = "memory"
+        Config = MemoryConfig
+        ...  # implement list, read, write, delete, exists
+
+    @hookimpl
+    def databackend_register_backends():
+        return [MemoryBackend]
+"""
+
+from __future__ import annotations
+
+import io
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, BinaryIO, ClassVar
+
+import attrs
+
+__all__ = ["FileInfo", "StorageBackend"]
+
+
+@attrs.frozen(slots=True)
+class FileInfo:
+    """One listed file: its relative key, byte size, modification time and optional ETag."""
+
+    path: str
+    size: int
+    mtime: float
+    etag: str | None = None
+
+
+class StorageBackend(ABC):
+    """Byte storage for one dataset or cache, addressed by relative keys.
+
+    Subclasses set :attr:`name` (the config ``type``) and :attr:`Config` (an attrs class holding
+    the backend's own config keys) and implement the abstract methods. Writes must be atomic: a
+    reader sees the old content or the new content, never a partial file.
+    """
+
+    name: ClassVar[str]
+    Config: ClassVar[type[Any]]
+    #: How many concurrent requests :meth:`read_many` uses; remote backends raise this.
+    io_concurrency: ClassVar[int] = 8
+
+    def __init__(self, config: Any, *, dataset_id: str, root: str | None = None) -> None:
+        """Create the backend for ``dataset_id`` from its config; ``root`` overrides the data root."""
+        self.config = config
+        self.dataset_id = dataset_id
+        self.root_override = root
+
+    # --- required -------------------------------------------------------------------------
+    @abstractmethod
+    def list(self, prefix: str = "", *, extensions: Iterable[str] | None = None) -> Iterator[FileInfo]:
+        """Yield every file under ``prefix`` (recursively); ``extensions`` are lower-case, no dot."""
+
+    @abstractmethod
+    def read(self, path: str) -> bytes:
+        """Return the whole content of ``path``; raise ``FileNotFoundError`` if it is absent."""
+
+    @abstractmethod
+    def write(self, path: str, data: bytes) -> None:
+        """Atomically replace ``path`` with ``data``, creating parent folders as needed."""
+
+    @abstractmethod
+    def delete(self, path: str) -> None:
+        """Remove ``path``; a missing file is not an error."""
+
+    @abstractmethod
+    def exists(self, path: str) -> bool:
+        """Whether ``path`` exists."""
+
+    # --- overridable defaults --------------------------------------------------------------
+    def read_range(self, path: str, start: int, length: int) -> bytes:
+        """Return up to ``length`` bytes of ``path`` from ``start`` (short at end of file)."""
+        return self.read(path)[start : start + length]
+
+    def stat(self, path: str) -> FileInfo:
+        """Return the :class:`FileInfo` of one file."""
+        data = self.read(path)
+        return FileInfo(path=path, size=len(data), mtime=0.0)
+
+    def open(self, path: str) -> BinaryIO:
+        """Open ``path`` for binary reading."""
+        return io.BytesIO(self.read(path))
+
+    def caption(self, path: str) -> str | list[str] | None:
+        """A caption the storage itself holds for ``path`` (a CSV or dataset column), if any.
+
+        Used by ``caption_strategy`` ``csv`` and ``huggingface``; file-based backends return None.
+        """
+        return None
+
+    def local_path(self, path: str) -> str | None:
+        """The path on the local filesystem, if the file is local (enables zero-copy readers)."""
+        return None
+
+    def read_many(self, paths: Sequence[str]) -> list[bytes | BaseException]:
+        """Read many files concurrently; failures are returned in place, order is kept."""
+        def one(p: str) -> bytes | BaseException:
+            try:
+                return self.read(p)
+            except Exception as exc:  # returned to the caller, which decides
+                return exc
+
+        if len(paths) <= 1:
+            return [one(p) for p in paths]
+        with ThreadPoolExecutor(min(self.io_concurrency, len(paths))) as pool:
+            return list(pool.map(one, paths))
+
+    def write_many(self, items: Sequence[tuple[str, bytes]]) -> None:
+        """Write many files concurrently; the first failure is raised after all finished."""
+        if len(items) <= 1:
+            for path, data in items:
+                self.write(path, data)
+            return
+        with ThreadPoolExecutor(min(self.io_concurrency, len(items))) as pool:
+            futures = [pool.submit(self.write, p, d) for p, d in items]
+        for fut in futures:
+            fut.result()
+
+    def describe(self) -> str:
+        """A short, secret-free description for logs and reports (``local:/data/cats``)."""
+        return f"{self.name}:{self.root_override or ''}"
+
+    def close(self) -> None:
+        """Release connections or pools; the default holds none."""
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.dataset_id!r} {self.describe()}>"

@@ -1,0 +1,3 @@
+"""databackend-csv: storage plugin (registers nothing yet)."""
+
+from __future__ import annotations

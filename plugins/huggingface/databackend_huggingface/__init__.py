@@ -1,0 +1,3 @@
+"""databackend-huggingface: storage plugin (registers nothing yet)."""
+
+from __future__ import annotations

@@ -1,0 +1,51 @@
+"""databackend-local: datasets and caches in local folders (``"type": "local"``)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import attrs
+
+from databackend import LocalDirectory, StorageBackend, hookimpl
+
+__all__ = ["LocalBackend", "LocalConfig", "databackend_register_backends"]
+
+
+@attrs.frozen(kw_only=True)
+class LocalConfig:
+    """Keys of a local dataset: ``instance_data_dir`` (alias ``instance_data_root``)."""
+
+    instance_data_dir: str | None = None
+
+    def problems(self) -> list[str]:
+        """An image dataset needs an existing folder (checked by the factory for caches)."""
+        if self.instance_data_dir is not None and not self.instance_data_dir.strip():
+            return ["`instance_data_dir` must not be empty"]
+        return []
+
+
+class LocalBackend(LocalDirectory):
+    """A dataset folder on local disk: scandir listing, pread header reads, atomic writes."""
+
+    name = "local"
+    Config = LocalConfig
+
+    def data_root(self, config: Any) -> str:
+        """``instance_data_dir``; missing or non-existent folders are reported with the id."""
+        folder = getattr(config, "instance_data_dir", None)
+        if not folder:
+            raise ValueError(f"dataset {self.dataset_id!r}: `instance_data_dir` is required "
+                             "for a local dataset")
+        folder = folder.rstrip("/") or "/"
+        if not os.path.isdir(folder):
+            raise FileNotFoundError(f"dataset {self.dataset_id!r}: `instance_data_dir` "
+                                    f"{folder!r} does not exist")
+        return folder
+
+
+@hookimpl
+def databackend_register_backends() -> Sequence[type[StorageBackend]]:
+    """Register the ``local`` backend type."""
+    return [LocalBackend]
