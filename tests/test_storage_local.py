@@ -29,7 +29,7 @@ class TestLocalBackend(StorageConformance):
 
 
 def test_missing_folder_names_dataset(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="dataset 'pets'.*does not exist"):
+    with pytest.raises(FileNotFoundError, match=r"dataset 'pets'.*does not exist"):
         LocalBackend(LocalConfig(instance_data_dir=str(tmp_path / "nope")), dataset_id="pets")
 
 

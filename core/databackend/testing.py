@@ -40,6 +40,7 @@ def register_plugin(plugin_manager: pluggy.PluginManager) -> Iterator[Callable[[
     names: list[str] = []
 
     def register(plugin: Any, name: str | None = None) -> str:
+        """Register ``plugin`` until the end of the test; returns its name."""
         registered = plugin_manager.register(plugin, name=name)
         assert registered is not None
         names.append(registered)

@@ -1,6 +1,6 @@
 """A strict cattrs converter: no silent ``"false" -> True`` or ``"12" -> 12`` coercions.
 
-Errors are turned into one line per key: ``\u0060key\u0060: expected int, got str '12'``.
+Errors are turned into one line per key: ``key: expected int, got str "12"``.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ _NAMES = {bool: "a boolean (true/false)", int: "an integer", float: "a number", 
 
 def _strict_hook(target: type) -> Any:
     def hook(value: Any, _: Any) -> Any:
+        """Accept only values of the exact JSON type (ints widen to float)."""
         if target is float and isinstance(value, int) and not isinstance(value, bool):
             return float(value)
         if type(value) is not target:
@@ -57,7 +58,7 @@ def _format(exc: BaseException, path: str) -> str:
 
 
 def structure_errors(exc: BaseException) -> list[str]:
-    """Flatten a cattrs validation error group into ``\u0060key\u0060: message`` lines."""
+    """Flatten a cattrs validation error group into ``key: message`` lines."""
     if isinstance(exc, ForbiddenExtraKeysError):
         return [f"`{k}`: unknown key" for k in sorted(exc.extra_fields)]
     if not isinstance(exc, ClassValidationError):

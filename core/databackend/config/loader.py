@@ -8,6 +8,7 @@ dependency. Every problem is collected and raised together as one :class:`Config
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -105,11 +106,29 @@ def _split_keys(entry: dict[str, Any], core: set[str], plugin: set[str], label: 
     return core_part, plugin_part
 
 
+@functools.lru_cache(maxsize=1)
+def _converter() -> Any:
+    """One strict converter, built on first use (building one costs milliseconds)."""
+    return make_converter()
+
+
 def _structure(data: dict[str, Any], cls: type[Any], label: str, problems: list[str]) -> Any:
+    """Structure strictly; on errors report them, then retry without the bad keys so the
+    semantic rules can still check the rest (every problem is reported at once)."""
+    conv = _converter()
     try:
-        return make_converter().structure(data, cls)
+        return conv.structure(data, cls)
     except Exception as exc:
-        problems.extend(f"{label}: {line}" for line in structure_errors(exc))
+        lines = structure_errors(exc)
+    problems.extend(f"{label}: {line}" for line in lines)
+    bad = {line.split("`")[1].split(".")[0] for line in lines if line.count("`") >= 2}
+    fields = _fields(cls)
+    if bad & {f.name for f in attrs.fields(cls) if f.default is attrs.NOTHING}:
+        return None
+    try:
+        return conv.structure({k: v for k, v in data.items() if k not in bad and k in fields},
+                              cls)
+    except Exception:
         return None
 
 
@@ -129,7 +148,8 @@ def _backend_config_class(entry: dict[str, Any], registry: PluginRegistry, label
 
 def parse_entry(raw: Any, index: int, registry: PluginRegistry, opts: FactoryOptions,
                 warnings: list[str]) -> tuple[BaseBackendConfig | None, list[str]]:
-    """Validate one (variable-filled) entry; returns the config or None, and its problems."""
+    """Validate one (variable-filled) entry; returns the config (None when it could not be
+    built even partially, e.g. no id) and its problems."""
     if not isinstance(raw, dict):
         return None, [f"entry #{index}: must be an object; got {type(raw).__name__}"]
     entry = _normalise(raw)
@@ -144,15 +164,17 @@ def parse_entry(raw: Any, index: int, registry: PluginRegistry, opts: FactoryOpt
     cfg_cls = _backend_config_class(entry, registry, label, problems)
     if kind_cls is None:
         return None, problems
-    core_part, plugin_part = _split_keys(entry, _fields(kind_cls), _fields(cfg_cls or object),
-                                         label, problems, warnings)
+    # Without the backend's plugin its keys cannot be checked: report only the missing plugin.
+    plugin_keys = _fields(cfg_cls) if cfg_cls else set(entry) - _fields(kind_cls)
+    core_part, plugin_part = _split_keys(entry, _fields(kind_cls), plugin_keys, label,
+                                         problems, warnings)
     storage = _structure(plugin_part, cfg_cls, label, problems) if cfg_cls else None
     config = _structure({**core_part, "storage": None}, kind_cls, label, problems)
     if config is None:
         return None, problems
     config = attrs.evolve(config, storage=storage)
     problems += [f"{label}: {p}" for p in rules.check_dataset(config, opts)]
-    return (None if problems else config), problems
+    return config, problems
 
 
 def _variables(entry: Any, opts: FactoryOptions, extra: Mapping[str, str]) -> dict[str, str]:
@@ -169,7 +191,8 @@ def parse_entries(raw: Any, registry: PluginRegistry, opts: FactoryOptions, *,
     if not isinstance(raw, list):
         raise ConfigError([f"the config must be a JSON list of dataset objects; got "
                            f"{type(raw).__name__}"], source=source)
-    problems, warnings, parsed = list(opts.problems()), [], []
+    problems, parsed = list(opts.problems()), []
+    warnings: list[str] = []
     for index, item in enumerate(raw):
         if isinstance(item, dict) and (item.get("disabled") is True or item.get("disable") is True):
             continue

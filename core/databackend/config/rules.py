@@ -104,11 +104,11 @@ def _captions(d: ImageBackendConfig) -> list[str]:
 
 
 def check_dataset(entry: BaseBackendConfig, opts: FactoryOptions) -> list[str]:
-    """Every value problem of one entry, as ``\u0060key\u0060: ...`` lines."""
+    """Every value problem of one entry, as ``key: ...`` lines."""
     out = []
-    if isinstance(entry, (TextEmbedBackendConfig, ImageEmbedBackendConfig)):
-        if entry.write_batch_size < 1:
-            out.append(f"`write_batch_size` must be >= 1; got {entry.write_batch_size}")
+    if isinstance(entry, (TextEmbedBackendConfig, ImageEmbedBackendConfig)) \
+            and entry.write_batch_size < 1:
+        out.append(f"`write_batch_size` must be >= 1; got {entry.write_batch_size}")
     if isinstance(entry, ImageBackendConfig):
         out += _geometry(entry, opts) + _sampling(entry) + _captions(entry)
     check = getattr(entry.storage, "problems", None)

@@ -16,6 +16,7 @@ _PATTERN = re.compile(r"\{(env:[A-Za-z_][A-Za-z0-9_]*|[A-Za-z_][A-Za-z0-9_]*)\}"
 
 def _fill_string(text: str, variables: Mapping[str, str], where: str, problems: list[str]) -> str:
     def replace(match: re.Match[str]) -> str:
+        """The value of one ``{name}``, or the text unchanged after recording a problem."""
         name = match.group(1)
         if name.startswith("env:"):
             value = os.environ.get(name[4:])

@@ -25,6 +25,7 @@ Example plugin (complete)::
 
 from __future__ import annotations
 
+import builtins
 import io
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
@@ -100,7 +101,7 @@ class StorageBackend(ABC):
         """Open ``path`` for binary reading."""
         return io.BytesIO(self.read(path))
 
-    def caption(self, path: str) -> str | list[str] | None:
+    def caption(self, path: str) -> str | builtins.list[str] | None:
         """A caption the storage itself holds for ``path`` (a CSV or dataset column), if any.
 
         Used by ``caption_strategy`` ``csv`` and ``huggingface``; file-based backends return None.
@@ -111,9 +112,10 @@ class StorageBackend(ABC):
         """The path on the local filesystem, if the file is local (enables zero-copy readers)."""
         return None
 
-    def read_many(self, paths: Sequence[str]) -> list[bytes | BaseException]:
+    def read_many(self, paths: Sequence[str]) -> builtins.list[bytes | BaseException]:
         """Read many files concurrently; failures are returned in place, order is kept."""
         def one(p: str) -> bytes | BaseException:
+            """Read one path, returning the exception instead of raising it."""
             try:
                 return self.read(p)
             except Exception as exc:  # returned to the caller, which decides

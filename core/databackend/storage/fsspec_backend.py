@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import posixpath
 import uuid
@@ -87,10 +88,8 @@ class FsspecBackend(StorageBackend):
 
     def delete(self, path: str) -> None:
         """Delete a file; a missing file is ignored."""
-        try:
+        with contextlib.suppress(FileNotFoundError):
             self.fs.rm_file(self.full(path))
-        except FileNotFoundError:
-            pass
 
     def exists(self, path: str) -> bool:
         """Whether the file exists."""

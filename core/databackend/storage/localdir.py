@@ -10,7 +10,7 @@ import contextlib
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
-from typing import Any, BinaryIO, cast
+from typing import Any, BinaryIO, ClassVar, cast
 
 from databackend.storage.base import FileInfo, StorageBackend
 
@@ -54,7 +54,8 @@ class LocalDirectory(StorageBackend):
     """Files under one local folder; writes are atomic (temporary file, fsync, rename)."""
 
     name = "directory"
-    Config = dict  # internal: built directly with a root, never from a dataset config
+    #: Internal: built directly with a root, never from a dataset config.
+    Config: ClassVar[type[Any]] = dict
     io_concurrency = 8
 
     def __init__(self, config: Any = None, *, dataset_id: str = "", root: str | None = None) -> None:
@@ -126,7 +127,7 @@ class LocalDirectory(StorageBackend):
 
     def open(self, path: str) -> BinaryIO:
         """Open for binary reading."""
-        return cast(BinaryIO, open(self.full(path), "rb"))  # noqa: SIM115
+        return cast(BinaryIO, open(self.full(path), "rb"))
 
     def local_path(self, path: str) -> str | None:
         """Files are local: return the absolute path."""

@@ -20,9 +20,14 @@ class LocalConfig:
     instance_data_dir: str | None = None
 
     def problems(self) -> list[str]:
-        """An image dataset needs an existing folder (checked by the factory for caches)."""
-        if self.instance_data_dir is not None and not self.instance_data_dir.strip():
+        """A given ``instance_data_dir`` must be a non-empty path to an existing folder."""
+        folder = self.instance_data_dir
+        if folder is None:
+            return []
+        if not folder.strip():
             return ["`instance_data_dir` must not be empty"]
+        if not os.path.isdir(os.path.expanduser(folder)):
+            return [f"`instance_data_dir` {folder!r} does not exist"]
         return []
 
 
