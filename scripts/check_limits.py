@@ -50,8 +50,9 @@ def check_file(path: Path, root: Path) -> list[str]:
     rel = str(path.relative_to(root))
     text = path.read_text(encoding="utf-8")
     out = []
-    if text.count("\n") + 1 > MAX_FILE:
-        out.append(f"{rel}: {text.count(chr(10)) + 1} lines (limit {MAX_FILE})")
+    lines = len(text.splitlines())
+    if lines > MAX_FILE:
+        out.append(f"{rel}: {lines} lines (limit {MAX_FILE})")
     tree = ast.parse(text)
     if ast.get_docstring(tree) is None:
         out.append(f"{rel}: module lacks a docstring")

@@ -13,6 +13,10 @@ from typing import Any
 
 import imagesize
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image, ImageOps
+
 from databackend.imageprobe import (
     HEADER_BYTES,
     CorruptImage,
@@ -22,9 +26,6 @@ from databackend.imageprobe import (
     probe_bytes,
     probe_file,
 )
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-from PIL import Image, ImageOps
 
 ORIENTATIONS = range(1, 9)
 SIZE = (37, 23)  # not square, so a swap shows
