@@ -7,6 +7,10 @@ import re
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
 from databackend.geometry import (
     GeometryConfigError,
     GeometryParams,
@@ -19,9 +23,6 @@ from databackend.geometry import (
     filter_reason,
     pixel_resolution,
 )
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from PIL import Image
 
 
 def params(resolution: Any = 1024, resolution_type: str = "pixel_area", **kw: Any
@@ -334,7 +335,7 @@ def test_fingerprint() -> None:
 
 BAD = [
     ({"resolution": "1024", "resolution_type": "pixel_area"}, "`resolution`"),
-    ({"resolution": 1024.0, "resolution_type": "pixel_area"}, "integer edge"),
+    ({"resolution": 1024.5, "resolution_type": "pixel_area"}, "integer edge"),
     ({"resolution": True, "resolution_type": "pixel"}, "`resolution`"),
     ({"resolution": -1, "resolution_type": "pixel"}, "must be > 0"),
     ({"resolution": 1000.5, "resolution_type": "pixel"}, "whole number"),
@@ -449,3 +450,10 @@ def test_property_apply_geometry_returns_target_size(width: int, height: int, in
     check_invariants(geo, p)
     out = apply_geometry(Image.new("RGB", (width, height), (200, 10, 10)), geo)
     assert out.size == geo.target_size
+
+
+def test_pixel_area_accepts_a_whole_float_resolution() -> None:
+    """Config models hold ``resolution`` as a float: 192.0 is the integer edge 192."""
+    assert params(192.0, "pixel_area") == params(192, "pixel_area")
+    with pytest.raises(ValueError, match="integer edge"):
+        params(192.5, "pixel_area")

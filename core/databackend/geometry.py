@@ -97,11 +97,11 @@ class GeometryParams:
         problems = _unknown_keys(kw)
         problems += _number_problems("resolution", resolution, positive=True)
         if resolution_type == "pixel_area" and not problems:
-            if not _is_int(resolution):
+            if not (_is_int(resolution) or float(resolution).is_integer()):  # models: 192.0
                 problems.append(f"`resolution` must be an integer edge in pixels with "
                                 f"resolution_type pixel_area; got {resolution!r}")
             else:
-                resolution, resolution_type = resolution**2 / 1e6, "area"
+                resolution, resolution_type = int(resolution)**2 / 1e6, "area"
                 kw = {**kw, **_squared_sizes(kw)}
         if problems:
             raise GeometryConfigError(problems)

@@ -1,0 +1,500 @@
+"""Header probing and bucket placement for many files, in parallel, plus the scan's work table.
+
+* **local files** (``storage.local_path(p)`` is not None): ``imageprobe.probe_file`` in a
+  process pool (the probe is CPU-bound Python: threads would contend for the GIL), in large
+  chunks; workers also place each image (geometry), so both steps scale. Small jobs and
+  ``scan_workers=1`` run in-process.
+* **other storages**: ``storage.read_range(path, 0, HEADER_BYTES)`` in ``io_concurrency``
+  threads, growing the read while the probe raises ``NeedMoreData``.
+
+Each file becomes a *row* (code, original size, geometry, aspect); results reach a callback
+chunk by chunk while the listing is still running (progress bars and checkpoints hang off it).
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import pickle
+import queue
+import random
+import sys
+import threading
+from array import array
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from itertools import repeat
+from typing import Any
+
+import attrs
+import numpy as np
+
+from databackend import geometry as geometry_module
+from databackend import imageprobe as probe
+from databackend.geometry import GeometryParams
+from databackend.metadata.captions import caption_file_of
+from databackend.metadata.index import REASON_CODES, DatasetIndex
+from databackend.storage.base import FileInfo, StorageBackend
+
+__all__ = ["ROW_WIDTH", "Chunk", "Known", "Listing", "Prober", "Task", "assemble", "path_order",
+           "place", "probe_local", "probe_remote", "run_task", "stored_listing"]
+
+log = logging.getLogger(__name__)
+
+#: Columns of a row: code, orig W, H, target W, H, intermediary W, H, crop top, left, down W, H.
+ROW_WIDTH = 11
+_EMPTY_GEOMETRY = (0, 0, 0, 0, 0, 0, -1, -1)
+MIN_POOL_FILES = 1024  # below this many files a process pool costs more than it saves
+Chunk = tuple[np.ndarray, np.ndarray, np.ndarray]  # (row ids, int32 (k, ROW_WIDTH), aspects)
+Row = tuple[tuple[int, ...], float]
+
+
+#: Per-process cache of placements by (params fingerprint, seed, W, H); see :func:`place`.
+_MEMO: dict[tuple[str, int, int, int], tuple[Row, bool]] = {}
+_MEMO_LIMIT, _CHECK_EVERY = 50_000, 64  # every 64th reuse is checked against compute_geometry
+_memo_state = {"hits": 0, "ok": True}
+_crop_of = getattr(geometry_module, "_crop_coordinates", None)
+_RNG = threading.local()
+
+
+def _reuse(cached: tuple[Row, bool], key: str, params: GeometryParams, seed: int) -> Row:
+    """A cached placement for another key: random crops get this key's offsets."""
+    row, fixed = cached
+    if fixed:
+        return row
+    ints, aspect = row
+    rng = _RNG.__dict__.setdefault("rng", random.Random())  # per thread; seeded as in
+    rng.seed(f"{seed}:{key}")  # compute_geometry: Random(f"{seed}:{key}")
+    top, left = _crop_of(ints[5:7], ints[3:5], params.crop_style, rng)  # type: ignore[misc]
+    return (*ints[:7], top, left, *ints[9:]), aspect
+
+
+def _verified(row: Row, width: int, height: int, key: str, params: GeometryParams,
+              seed: int) -> bool:
+    """Compare a cached placement with a fresh one; a mismatch turns the cache off."""
+    fresh = place(width, height, key, params, seed)
+    if fresh != row:
+        _memo_state["ok"] = False
+        log.warning("placement cache disagrees with compute_geometry for %s (%s vs %s); "
+                    "computing every placement from now on", key, row, fresh)
+    return fresh == row
+
+
+def place(width: int, height: int, key: str, params: GeometryParams, seed: int, *,
+          memo: str | None = None) -> Row:
+    """Filter and bucket one probed image: (code, sizes..., geometry...), aspect bucket.
+
+    With ``memo`` (the params fingerprint), ``compute_geometry`` runs once per distinct size:
+    later images of that size reuse it, and random crops only draw their offsets from the
+    sample's own generator (spot-checked against a full computation every 64 uses).
+    """
+    slot = (memo, seed, width, height) if memo and _memo_state["ok"] else None
+    if slot is not None and slot in _MEMO:
+        row = _reuse(_MEMO[slot], key, params, seed)
+        _memo_state["hits"] += 1
+        if _memo_state["hits"] % _CHECK_EVERY or _verified(row, width, height, key, params, seed):
+            return row
+        return place(width, height, key, params, seed)
+    if geometry_module.filter_reason(width, height, params) is not None:
+        return (REASON_CODES["too_small"], width, height, *_EMPTY_GEOMETRY), 0.0
+    geo = geometry_module.compute_geometry(width, height, params, seed=seed, key=key)
+    code = REASON_CODES["aspect_out_of_range"] if geometry_module.aspect_out_of_range(geo, params) else 0
+    down = geo.downsample_size or (-1, -1)
+    row = ((code, width, height, *geo.target_size, *geo.intermediary_size,
+            *geo.crop_coordinates, *down), geo.aspect_bucket)
+    # no key can change a crop that is not random or has no slack
+    fixed = params.crop_style not in ("random", "face") or geo.intermediary_size == geo.target_size
+    random_aspect = params.crop and params.crop_aspect == "random"
+    if slot is not None and not random_aspect and (fixed or _crop_of is not None):
+        if len(_MEMO) >= _MEMO_LIMIT:
+            _MEMO.clear()
+        _MEMO[slot] = (row, fixed)
+    return row
+
+
+def _failed(reason: str) -> Row:
+    return (REASON_CODES[reason], -1, -1, *_EMPTY_GEOMETRY), 0.0
+
+
+def _probe_read(read: Callable[[int, int], bytes], nbytes: int) -> tuple[None, int, int]:
+    """Probe through ``read(offset, length)``; ``nbytes`` (listed size, -1: unknown) spares
+    the read that finds the end of small files."""
+    want = min(nbytes, probe.HEADER_BYTES) if nbytes >= 0 else probe.HEADER_BYTES
+    data = read(0, want)
+    while True:
+        try:
+            info = probe.probe_bytes(data, eof=len(data) < want or len(data) == nbytes)
+            return None, info.width, info.height
+        except probe.NeedMoreData as more:
+            want = max(more.needed, 2 * len(data))
+            data += read(len(data), want - len(data))
+
+
+def _reason(exc: Exception, name: str, read_errors: type[Exception]) -> tuple[str, int, int]:
+    """The skip reason of a failed probe; ``read_errors`` are what counts as unreadable."""
+    if isinstance(exc, probe.NotAnImage):
+        return "not_an_image", -1, -1
+    if not isinstance(exc, probe.CorruptImage):
+        log.debug("probing %s failed: %r", name, exc)  # a probe bug must not stop a scan
+        if isinstance(exc, read_errors):
+            return "unreadable", -1, -1
+    return "corrupt", -1, -1
+
+
+def probe_local(path: str, nbytes: int = -1) -> tuple[str | None, int, int]:
+    """(failure reason or None, width, height) of a local file; never raises for bad files."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            return _probe_read(lambda at, n: os.pread(fd, n, at), nbytes)
+        finally:
+            os.close(fd)
+    except Exception as exc:
+        return _reason(exc, path, OSError)
+
+
+def probe_remote(storage: StorageBackend, key: str, nbytes: int = -1
+                 ) -> tuple[str | None, int, int]:
+    """Like :func:`probe_local` over ``storage.read_range`` (any storage error: unreadable)."""
+    try:
+        return _probe_read(lambda at, n: storage.read_range(key, at, n), nbytes)
+    except Exception as exc:
+        return _reason(exc, key, Exception)
+
+
+@attrs.frozen
+class Task:
+    """One chunk of work: row ids, and per row a local path, a key or a known size."""
+
+    rows: np.ndarray
+    keys: list[str]
+    local: bool = False  # probe through storage.local_path, else read_range
+    nbytes: list[int] | None = None  # listed sizes of the files to probe (-1: unknown)
+    sizes: np.ndarray | None = None  # known (W, H): only place them
+    params: GeometryParams | None = None
+    seed: int = 0
+    memo: str | None = None
+
+
+_WORKER_STORAGE: list[StorageBackend] = []  # set in pool workers by their initializer
+
+
+def _init_worker(storage: StorageBackend) -> None:
+    _WORKER_STORAGE.append(storage)
+
+
+def run_task(task: Task, storage: StorageBackend | None = None) -> Chunk:
+    """Probe (or only place) one chunk; runs in a worker process, a thread or in-process."""
+    found: list[tuple[str | None, int, int]]
+    store = storage or _WORKER_STORAGE[0]
+    if task.sizes is not None:
+        found = [(None, int(w), int(h)) for w, h in task.sizes]
+    elif task.local:
+        found = [probe_local(store.local_path(k) or k, n)
+                 for k, n in zip(task.keys, task.nbytes or [], strict=True)]
+    else:
+        found = [probe_remote(store, k, n)
+                 for k, n in zip(task.keys, task.nbytes or [], strict=True)]
+    params, seed, memo = task.params, task.seed, task.memo
+    assert params is not None
+    out = [_failed(r) if r else place(w, h, k, params, seed, memo=memo)
+           for (r, w, h), k in zip(found, task.keys, strict=True)]
+    ints = np.array([r for r, _ in out], dtype=np.int32).reshape(len(out), ROW_WIDTH)
+    return task.rows, ints, np.array([a for _, a in out], dtype=np.float64)
+
+
+def default_workers() -> int:
+    """CPUs this process may use, at most 16."""
+    count = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(count or 1, 16))
+
+
+def _start_method() -> str:
+    """``fork`` when it is safe and cheap (Linux, no other threads), else forkserver/spawn."""
+    if sys.platform.startswith("linux"):
+        return "fork" if threading.active_count() == 1 else "forkserver"
+    return "spawn"
+
+
+class Prober:
+    """Probes and places files of one storage, streaming: see :meth:`add` and :meth:`finish`.
+
+    Rows are buffered into chunks; local files go to a process pool once enough are waiting
+    (small jobs run in-process), other storages to ``io_concurrency`` threads. Results reach
+    ``on_chunk`` in the calling thread, from :meth:`poll` and :meth:`finish`.
+    """
+
+    def __init__(self, storage: StorageBackend, params: GeometryParams, seed: int,
+                 on_chunk: Callable[[Chunk], None], *, workers: int = 0,
+                 start_method: str | None = None) -> None:
+        """``workers``: processes for local files (0 = one per CPU, 1 = in-process)."""
+        self.storage, self.params, self.seed = storage, params, seed
+        self.on_chunk = on_chunk
+        self.workers = workers if workers > 0 else default_workers()
+        self.start_method = start_method
+        self.memo = params.fingerprint()
+        self._pending: list[tuple[int, str, Any]] = []
+        self._pool: Executor | None = None
+        self._local: bool | None = None
+        self._done: queue.SimpleQueue[Future[Chunk]] = queue.SimpleQueue()
+        self._inflight = 0
+
+    def __enter__(self) -> Prober:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def add(self, row: int, key: str, size: tuple[int, int] | int = -1) -> None:
+        """Queue one file: ``size`` (W, H) given: only place it, no read; an int: probe it,
+        its listed byte size (-1: unknown)."""
+        if self._local is None:
+            self._local = self.storage.local_path(key) is not None
+        self._pending.append((row, key, size))
+        if len(self._pending) >= self._step:
+            self._submit()
+            self.poll()
+
+    @property
+    def _step(self) -> int:
+        if not self._local:
+            return 32
+        return 512 if self._pool is not None or self.workers > 1 else 256
+
+    def _task(self, items: Sequence[tuple[int, str, Any]]) -> Task:
+        rows = np.fromiter((r for r, _, _ in items), np.int64, len(items))
+        keys = [k for _, k, _ in items]
+        if isinstance(items[0][2], tuple):
+            sizes = np.array([s for _, _, s in items], np.int32).reshape(len(items), 2)
+            return Task(rows, keys, sizes=sizes, params=self.params, seed=self.seed,
+                        memo=self.memo)
+        return Task(rows, keys, bool(self._local), [n for _, _, n in items],
+                    params=self.params, seed=self.seed, memo=self.memo)
+
+    def _tasks(self, pending: Sequence[tuple[int, str, Any]]) -> Iterator[Task]:
+        step = self._step
+        for start in range(0, len(pending), step):
+            yield from map(self._task, _by_kind(pending[start:start + step]))
+
+    def _submit(self, force: bool = False) -> None:
+        if self._pending and (self._pool is not None or self._start(force)):
+            pending, self._pending = self._pending, []
+            for task in self._tasks(pending):
+                self._dispatch(task)
+
+    def _start(self, force: bool) -> bool:
+        """Start the pool once enough work is waiting; False: nothing to dispatch (yet)."""
+        if not self._local:
+            self._pool = ThreadPoolExecutor(max(1, self.storage.io_concurrency),
+                                            thread_name_prefix="databackend-scan")
+            return True
+        if self.workers > 1 and len(self._pending) >= MIN_POOL_FILES:
+            context = multiprocessing.get_context(self.start_method or _start_method())
+            if context.get_start_method() == "forkserver":
+                context.set_forkserver_preload([__name__])
+            if context.get_start_method() == "fork" or _picklable(self.storage):
+                self._pool = ProcessPoolExecutor(self.workers, mp_context=context,
+                                                 initializer=_init_worker, initargs=(self.storage,))
+                return True
+            self.workers = 1
+        if force or self.workers <= 1:  # a small job, or no pool wanted: run it here
+            pending, self._pending = self._pending, []
+            for task in self._tasks(pending):
+                self.on_chunk(run_task(task, self.storage))
+        return False
+
+    def _dispatch(self, task: Task) -> None:
+        assert self._pool is not None
+        if isinstance(self._pool, ProcessPoolExecutor):
+            fut = self._pool.submit(run_task, task)
+        else:
+            fut = self._pool.submit(run_task, task, self.storage)
+        self._inflight += 1
+        fut.add_done_callback(self._done.put)
+
+    def poll(self, block: bool = False) -> None:
+        """Deliver finished chunks (``block``: wait for at least one if any are running)."""
+        while self._inflight:
+            try:
+                fut = self._done.get(block=block)
+            except queue.Empty:
+                return
+            block = False
+            self._inflight -= 1
+            self.on_chunk(fut.result())
+
+    def finish(self) -> None:
+        """Run everything queued and deliver every result."""
+        self._submit(force=True)
+        while self._inflight:
+            self.poll(block=True)
+
+    def close(self) -> None:
+        """Stop the workers (pending work is cancelled)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+
+def _picklable(obj: object) -> bool:
+    """Whether ``obj`` can travel to a spawned worker (else the scan runs in-process)."""
+    try:
+        pickle.dumps(obj)
+    except Exception as exc:
+        log.info("storage %r cannot be sent to worker processes (%s); probing in-process", obj, exc)
+        return False
+    return True
+
+
+def _by_kind(items: Sequence[tuple[int, str, Any]]) -> list[list[tuple[int, str, Any]]]:
+    """Split items into runs that are all probes or all placements."""
+    probes = [i for i in items if not isinstance(i[2], tuple)]
+    places = [i for i in items if isinstance(i[2], tuple)]
+    return [g for g in (probes, places) if g]
+
+
+# --- the work table of a scan ---------------------------------------------------------------
+
+
+@attrs.define
+class Listing:
+    """Listed image files as columns."""
+
+    paths: list[str]
+    size: np.ndarray
+    mtime: np.ndarray
+    etags: list[str | None] | None
+
+    @classmethod
+    def collect(cls, infos: Iterable[FileInfo], side: Callable[[str], bool] | None,
+                hook: Callable[[int, FileInfo], None] | None = None
+                ) -> tuple[Listing, dict[str, FileInfo]]:
+        """Columns of the listed files, in listing order; files for which ``side(path)``
+        holds go to the dict. ``hook(row, info)`` sees each file as it is listed."""
+        paths: list[str] = []
+        sizes, mtimes = array("q"), array("d")
+        etags: list[str | None] = []
+        others: dict[str, FileInfo] = {}
+        for info in infos:
+            path = info.path
+            if side is not None and side(path):
+                others[path] = info
+                continue
+            if hook is not None:
+                hook(len(paths), info)
+            paths.append(path)
+            sizes.append(info.size)
+            mtimes.append(info.mtime)
+            etags.append(info.etag)
+        return cls(paths, np.frombuffer(sizes, np.int64).copy(),
+                   np.frombuffer(mtimes, np.float64).copy(),
+                   etags if any(e is not None for e in etags) else None), others
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def take(self, rows: np.ndarray) -> Listing:
+        """The listing restricted to ``rows`` (in that order)."""
+        return Listing([self.paths[int(r)] for r in rows], self.size[rows], self.mtime[rows],
+                       None if self.etags is None else [self.etags[int(r)] for r in rows])
+
+
+def path_order(paths: Sequence[str]) -> np.ndarray:
+    """Row numbers that sort ``paths`` (one pass when they are sorted already)."""
+    if all(a < b for a, b in zip(paths, paths[1:], strict=False)):  # noqa: RUF007
+        return np.arange(len(paths), dtype=np.int64)
+    return np.asarray(sorted(range(len(paths)), key=paths.__getitem__), dtype=np.int64)
+
+
+class Known:
+    """Rows that earlier runs stored (index, checkpoint, rank partials), looked up by path.
+
+    Each source comes with two flags: ``fresh`` (its geometry was computed with the current
+    settings and seed) and ``captions_ok`` (its captions were found with the current caption
+    settings and table). Later sources win when a path is in several.
+    """
+
+    def __init__(self, sources: Sequence[tuple[DatasetIndex, bool, bool]]) -> None:
+        """Concatenate the sources' kept and skipped rows."""
+        parts = [_source_rows(idx, k, fresh, ok)
+                 for k, (idx, fresh, ok) in enumerate(sources)]
+        self.tables = [idx.captions for idx, _, _ in sources]
+        self.paths: list[str] = [p for part in parts for p in part["paths"]]
+        cols = {name: np.concatenate([part[name] for part in parts]) if parts else
+                np.zeros((0,) + _SHAPES[name][0], _SHAPES[name][1]) for name in _SHAPES}
+        self.size, self.mtime, self.ints = cols["size"], cols["mtime"], cols["ints"]
+        self.aspect, self.capstamp, self.fresh = cols["aspect"], cols["capstamp"], cols["fresh"]
+        self.captions_ok, self.cap_src, self.cap_row = (cols["captions_ok"], cols["cap_src"],
+                                                        cols["cap_row"])
+        etags = [e for part in parts for e in part["etags"] or [None] * len(part["paths"])]
+        self.etags = etags if any(etags) else None
+        self.pos = {p: k for k, p in enumerate(self.paths)}
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def match(self, listing: Listing) -> tuple[np.ndarray, np.ndarray]:
+        """Per listed file: its known row by path (-1: new), and that row again only when
+        size, mtime (and ETag) are unchanged (else -1)."""
+        pos = np.fromiter(map(self.pos.get, listing.paths, repeat(-1)), np.int64, len(listing))
+        if not len(self):
+            return pos, pos
+        found = pos >= 0
+        safe = np.where(found, pos, 0)
+        same = found & (self.size[safe] == listing.size) & (self.mtime[safe] == listing.mtime)
+        if self.etags is not None and listing.etags is not None:
+            for k in np.flatnonzero(same):
+                old, new = self.etags[int(pos[k])], listing.etags[int(k)]
+                same[k] = old is None or new is None or old == new
+        return pos, np.where(same, pos, -1)
+
+    def caption_of(self, row: int) -> tuple[str, ...]:
+        """The stored captions of known row ``row`` (kept rows only)."""
+        return self.tables[int(self.cap_src[row])][int(self.cap_row[row])]
+
+
+_SHAPES: dict[str, tuple[tuple[int, ...], Any]] = {
+    "size": ((), np.int64), "mtime": ((), np.float64), "ints": ((ROW_WIDTH,), np.int32),
+    "aspect": ((), np.float64), "capstamp": ((2,), np.float64), "fresh": ((), np.bool_),
+    "captions_ok": ((), np.bool_), "cap_src": ((), np.int16), "cap_row": ((), np.int64),
+}
+
+
+def _source_rows(idx: DatasetIndex, src: int, fresh: bool, ok: bool) -> dict[str, Any]:
+    """One source's kept rows followed by its skipped rows, as work-table columns."""
+    n, s = len(idx), len(idx.skipped)
+    ints = np.zeros((n + s, ROW_WIDTH), np.int32)
+    ints[:n, 1:3], ints[:n, 3:5], ints[:n, 5:7] = idx.original, idx.target, idx.intermediary
+    ints[:n, 7:9], ints[:n, 9:11] = idx.crop, idx.downsample
+    ints[n:, 0], ints[n:, 1:3], ints[n:, 9:11] = idx.skipped.reason, idx.skipped.original, -1
+    etags = None
+    if idx.etags is not None or idx.skipped.etags is not None:
+        etags = (idx.etags or [None] * n) + (idx.skipped.etags or [None] * s)
+    return {"paths": idx.paths + idx.skipped.paths, "etags": etags, "ints": ints,
+            "size": np.concatenate([idx.file_size, idx.skipped.file_size]),
+            "mtime": np.concatenate([idx.mtime, idx.skipped.mtime]),
+            "aspect": np.concatenate([idx.aspect, np.zeros(s)]).astype(np.float64),
+            "capstamp": np.concatenate([idx.caption_stamp, idx.skipped.caption_stamp]),
+            "fresh": np.full(n + s, fresh), "captions_ok": np.full(n + s, ok),
+            "cap_src": np.full(n + s, src, np.int16),
+            "cap_row": np.concatenate([np.arange(n), np.full(s, -1)]).astype(np.int64)}
+
+
+def assemble(listing: Listing, ints: np.ndarray, aspect: np.ndarray, capstamp: np.ndarray,
+             captions: Iterable[tuple[str, ...]], *, fingerprint: str,
+             meta: dict[str, Any]) -> DatasetIndex:
+    """Build the index from work rows: code 0 is kept (``captions`` lists theirs, in order),
+    the rest goes to its skipped table."""
+    return DatasetIndex.from_rows(listing.paths, listing.size, listing.mtime, listing.etags, ints,
+                                  aspect, capstamp, captions, fingerprint=fingerprint, meta=meta)
+
+
+def stored_listing(known: Known) -> tuple[Listing, dict[str, FileInfo]]:
+    """``preserve_data_backend_cache``: the files (and caption files) earlier runs stored."""
+    texts: dict[str, FileInfo] = {}
+    for k in np.flatnonzero(known.capstamp[:, 0] >= 0):
+        size, mtime = known.capstamp[k]
+        key = caption_file_of(known.paths[int(k)])
+        texts[key] = FileInfo(key, int(size), float(mtime))
+    return Listing(known.paths, known.size, known.mtime, known.etags), texts
