@@ -1,0 +1,336 @@
+"""The VAE latent cache: one entry per sample, keyed by encoder, sample identity and geometry.
+
+Each entry holds the ``latents`` tensor ``[C, H/8, W/8]`` and, in its metadata, the values an
+SDXL-style trainer conditions on: original size, crop coordinates and target size.
+
+Flags (dataset keys, ``vae_cache_ondemand`` falling back to the factory option):
+
+* ``vae_cache_ondemand``: no precompute at start-up; :meth:`LatentCache.get_many` encodes
+  what is missing and writes it.
+* ``vae_cache_disable`` (implies ondemand): nothing is read or written; latents are encoded
+  at batch time.
+* ``vae_cache_clear_each_epoch``: :meth:`LatentCache.new_epoch` deletes every entry.
+
+A missing or bad entry is recomputed when an encoder is given (a bad one is counted as a
+repair); without an encoder it raises :class:`~databackend.errors.CacheError` naming the sample
+and the cache file.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections import deque
+from collections.abc import Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from itertools import chain
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from databackend.caches import keys
+from databackend.caches.base import (
+    BatchWriter,
+    CacheBase,
+    Entry,
+    PrecomputeReport,
+    existing_paths,
+    progress_bar,
+    shard,
+    write_entries,
+)
+from databackend.caches.format import EXTENSION
+from databackend.caches.imaging import SampleSource, batches_by_size, load_pixels, stack
+from databackend.errors import CacheError
+
+if TYPE_CHECKING:
+    import torch
+
+    from databackend.caches.encoders import ImageEncoder
+    from databackend.geometry import SampleGeometry
+    from databackend.storage.base import StorageBackend
+
+__all__ = ["LatentCache", "LatentEntry"]
+
+log = logging.getLogger(__name__)
+Size = tuple[int, int]
+
+
+@attrs.frozen(eq=False)
+class LatentEntry:
+    """One sample's latents and its micro-conditioning values (sizes are ``(W, H)``;
+    ``crop_coordinates`` is ``(top, left)``)."""
+
+    latents: torch.Tensor
+    original_size: Size
+    crop_coordinates: Size
+    target_size: Size
+    path: str
+
+    def time_ids(self) -> tuple[int, int, int, int, int, int]:
+        """SDXL's ``add_time_ids`` order: original (h, w), crop (top, left), target (h, w)."""
+        (ow, oh), (top, left), (tw, th) = (self.original_size, self.crop_coordinates,
+                                           self.target_size)
+        return (oh, ow, top, left, th, tw)
+
+
+def _latent_problem(latents: Any, target: Size) -> str | None:
+    """Why a stored latent cannot belong to a ``target``-sized image, or None."""
+    if latents is None or latents.ndim != 3:
+        return "no 3-d `latents` tensor"
+    h, w = int(latents.shape[1]), int(latents.shape[2])
+    if not h or not w or target[1] % h or target[0] % w or target[0] // w != target[1] // h:
+        return f"latents {tuple(latents.shape)} do not fit target size {target}"
+    return None
+
+
+class LatentCache(CacheBase):
+    """VAE latents of one dataset on any storage backend.
+
+    :param storage: where entries live (under ``prefix``).
+    :param source: the dataset's metadata backend (index, ``load_image``, ``sample_key``).
+    :param encoder: computes missing entries; None for a read-only cache, which then needs
+        ``identity``.
+    :param hash_filenames: file naming, see :mod:`databackend.caches.keys`.
+    """
+
+    kind = "latent"
+
+    def __init__(self, storage: StorageBackend, source: SampleSource, *,
+                 encoder: ImageEncoder | None = None, identity: str | None = None,
+                 prefix: str = "", hash_filenames: bool = True, compress: bool = False,
+                 write_batch_size: int = 128, ondemand: bool = False, disable: bool = False,
+                 clear_each_epoch: bool = False, batch_size: int = 8,
+                 workers: int | None = None, read_workers: int = 1,
+                 name: str = "latents") -> None:
+        """Bind the cache; raises ``ValueError`` when neither encoder nor identity is given."""
+        super().__init__(storage, encoder=encoder, identity=identity, prefix=prefix,
+                         compress=compress, write_batch_size=write_batch_size,
+                         ondemand=ondemand, disable=disable, read_workers=read_workers,
+                         name=name)
+        self.encoder: ImageEncoder | None = encoder
+        self.source, self.hash_filenames, self.batch_size = source, hash_filenames, batch_size
+        self.workers = workers or min(8, os.cpu_count() or 1)
+        self.clear_each_epoch = clear_each_epoch
+
+    def _geometry(self, i: int) -> SampleGeometry:
+        return self.source.index.geometry(i)  # type: ignore[no-any-return]
+
+    def key(self, i: int) -> str:
+        """The content key of sample ``i``'s latent."""
+        return self._locate(i)[1]
+
+    def path(self, i: int) -> str:
+        """The storage key of sample ``i``'s entry."""
+        return self._locate(i)[2]
+
+    def _locate(self, i: int) -> tuple[SampleGeometry, str, str]:
+        """``(geometry, key, path)`` of sample ``i``."""
+        geometry = self._geometry(i)
+        key = keys.latent_key(self.identity, self.source.sample_key(i), geometry)
+        path = keys.latent_path(str(self.source.index.paths[i]), key,
+                                hash_filenames=self.hash_filenames)
+        return geometry, key, keys.join(self.prefix, path)
+
+    def all_indices(self) -> list[int]:
+        """Every bucketed sample of the index, sorted."""
+        return sorted(int(i) for i in chain.from_iterable(self.source.index.buckets().values()))
+
+    # --- reading ------------------------------------------------------------------------
+    def get_many(self, indices: Sequence[int]) -> list[LatentEntry]:
+        """Latents of the given samples, in order (CPU tensors).
+
+        Entries are read in one batch and verified; missing or bad ones are encoded (and
+        written unless the cache is disabled). Raises :class:`CacheError` when an entry is
+        missing or bad and there is no encoder, or when a sample cannot be loaded.
+        """
+        if self.disable:
+            return self._encode_now(list(indices), write=False)
+        unique = list(dict.fromkeys(indices))
+        located = [self._locate(i) for i in unique]
+        entries = self._read([p for _, _, p in located], [k for _, k, _ in located])
+        found: dict[int, LatentEntry] = {}
+        todo: list[int] = []
+        for i, (geometry, _, path), entry in zip(unique, located, entries, strict=True):
+            got = self._entry(i, geometry, entry) if isinstance(entry, tuple) else entry
+            if isinstance(got, LatentEntry):
+                found[i] = got
+            else:
+                self._miss(i, path, got)
+                todo.append(i)
+        self.stats.hits += len(found)
+        found.update(zip(todo, self._encode_now(todo, write=True), strict=True))
+        return [found[i] for i in indices]
+
+    def _entry(self, i: int, geometry: SampleGeometry, entry: Entry) -> LatentEntry | str:
+        """A verified entry as a :class:`LatentEntry`, or why it does not fit sample ``i``."""
+        latents = entry[0].get("latents")
+        problem = _latent_problem(latents, geometry.target_size)
+        if problem or latents is None:
+            return problem or "no latents"
+        return LatentEntry(latents, geometry.original_size, geometry.crop_coordinates,
+                           geometry.target_size, str(self.source.index.paths[i]))
+
+    def _miss(self, i: int, path: str, reason: str | None) -> None:
+        """Count a miss (and a repair for a bad file); raise without an encoder."""
+        self.stats.misses += 1
+        what = "missing" if reason is None else f"bad: {reason}"
+        if self.encoder is None:
+            raise CacheError(f"latent cache {self.describe()}: the entry for sample "
+                             f"{self.source.index.paths[i]!r} at {path!r} is {what}, and no "
+                             "image encoder was given to recompute it")
+        if reason is not None:
+            self.stats.repairs += 1
+            log.warning("latent cache %s: recomputing %s (%s)", self.name, path, what)
+
+    # --- encoding -----------------------------------------------------------------------
+    def _load(self, i: int) -> torch.Tensor:
+        return load_pixels(self.source, i, self._geometry(i))
+
+    def _encode(self, batch: list[int], pixels: list[torch.Tensor]) -> list[torch.Tensor]:
+        """One encoder call over same-size pixels; checks and splits the output."""
+        import torch
+
+        if self.encoder is None:
+            raise CacheError(f"latent cache {self.describe()} is disabled and no image "
+                             "encoder was given")
+        out = self.encoder(stack(pixels))
+        if not isinstance(out, torch.Tensor) or out.ndim != 4 or out.shape[0] != len(batch):
+            shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            raise TypeError(f"image encoder {self.identity!r} must return [B, C, h, w] with "
+                            f"B={len(batch)}; got {shape}")
+        problem = _latent_problem(out[0], self._geometry(batch[0]).target_size)
+        if problem:
+            raise TypeError(f"image encoder {self.identity!r}: {problem}")
+        self.stats.encoded += len(batch)
+        return list(out.detach().cpu())
+
+    def _entry_of(self, i: int, latents: torch.Tensor) -> LatentEntry:
+        g = self._geometry(i)
+        return LatentEntry(latents, g.original_size, g.crop_coordinates, g.target_size,
+                           str(self.source.index.paths[i]))
+
+    def _item(self, i: int, latents: torch.Tensor) -> tuple[str, dict[str, Any], dict[str, Any]]:
+        """``(path, tensors, meta)`` for the writer."""
+        g, key, path = self._locate(i)
+        meta = {"key": key, "encoder": self.identity, "sample": self.source.sample_key(i),
+                "original_size": g.original_size, "crop_coordinates": g.crop_coordinates,
+                "target_size": g.target_size, "intermediary_size": g.intermediary_size}
+        return path, {"latents": latents}, meta
+
+    def _encode_now(self, indices: list[int], *, write: bool) -> list[LatentEntry]:
+        """Load and encode ``indices`` right away (batch time); load errors raise CacheError."""
+        out: dict[int, torch.Tensor] = {}
+        batches = batches_by_size(dict.fromkeys(indices), lambda i: self._geometry(i).target_size,
+                                  self.batch_size)
+        for batch in batches:
+            pixels = []
+            for i in batch:
+                try:
+                    pixels.append(self._load(i))
+                except Exception as exc:
+                    raise CacheError(f"latent cache {self.describe()}: cannot load sample "
+                                     f"{self.source.index.paths[i]!r}: {exc}") from exc
+            out.update(zip(batch, self._encode(batch, pixels), strict=True))
+        if write and out:
+            self._store_fresh(lambda: self.put_many(list(out), list(out.values())), len(out))
+        return [self._entry_of(i, out[i]) for i in indices]
+
+    def put_many(self, indices: Sequence[int], latents: Sequence[torch.Tensor]) -> None:
+        """Store latents computed elsewhere (``[C, h, w]`` each); a no-op when disabled."""
+        if len(indices) != len(latents):
+            raise ValueError(f"{len(indices)} indices but {len(latents)} latents")
+        for i, lat in zip(indices, latents, strict=True):
+            problem = _latent_problem(lat, self._geometry(i).target_size)
+            if problem:
+                raise ValueError(f"sample {self.source.index.paths[i]!r}: {problem}")
+        if not self.disable:
+            self.stats.writes += write_entries(
+                self.storage, (self._item(i, lat) for i, lat in zip(indices, latents, strict=True)),
+                batch_size=self.write_batch_size, compress=self.compress)
+
+    # --- precompute ---------------------------------------------------------------------
+    def precompute(self, indices: Iterable[int] | None = None, *, rank: int = 0,
+                   world_size: int = 1, batch_size: int | None = None,
+                   progress: bool | None = None) -> PrecomputeReport:
+        """Encode and store every sample not cached yet (this rank's share).
+
+        ``indices`` defaults to every bucketed sample. Images are decoded and cropped by a
+        thread pool ahead of the encoder, and entries are written in the background.
+        Samples that fail to load are reported in ``failed`` (and logged), not skipped
+        silently; encoder errors are raised.
+        """
+        if self.disable:
+            return PrecomputeReport(skipped="vae_cache_disable")
+        start = time.perf_counter()
+        mine = shard(sorted(self.all_indices() if indices is None else set(indices)),
+                     rank, world_size)
+        paths = {i: self.path(i) for i in mine}
+        have = existing_paths(self.storage, list(paths.values()), self.prefix)
+        todo = [i for i in mine if paths[i] not in have]
+        if todo and self.encoder is None:
+            raise CacheError(f"latent cache {self.describe()}: {len(todo)} samples are not "
+                             "cached and no image encoder was given")
+        failed, encode_seconds = self._fill(todo, batch_size or self.batch_size, progress)
+        return PrecomputeReport(total=len(mine), cached=len(mine) - len(todo),
+                                encoded=len(todo) - len(failed), failed=tuple(failed),
+                                seconds=time.perf_counter() - start,
+                                encode_seconds=encode_seconds)
+
+    def _fill(self, todo: list[int], batch_size: int, progress: bool | None
+              ) -> tuple[list[tuple[str, str]], float]:
+        """The precompute pipeline: loader pool -> encoder (this thread) -> writer thread."""
+        batches = deque(batches_by_size(todo, lambda i: self._geometry(i).target_size,
+                                        batch_size))
+        ahead = max(2, -(-self.workers // max(1, batch_size)))
+        failed: list[tuple[str, str]] = []
+        encode_seconds = 0.0
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="databackend-vae-load") as pool, \
+                BatchWriter(self.storage, batch_size=self.write_batch_size,
+                            compress=self.compress) as writer, \
+                progress_bar(len(todo), f"latents {self.name}", progress) as bar:
+            loads: deque[tuple[list[int], list[Future[torch.Tensor]]]] = deque()
+            while batches or loads:
+                while batches and len(loads) < ahead:
+                    batch = batches.popleft()
+                    loads.append((batch, [pool.submit(self._load, i) for i in batch]))
+                batch, futures = loads.popleft()
+                ok, pixels = self._collect(batch, futures, failed)
+                if ok:
+                    t0 = time.perf_counter()
+                    latents = self._encode(ok, pixels)
+                    encode_seconds += time.perf_counter() - t0
+                    writer.add(self._item(i, lat) for i, lat in zip(ok, latents, strict=True))
+                bar.update(len(batch))
+        self.stats.writes += writer.written
+        return failed, encode_seconds
+
+    def _collect(self, batch: list[int], futures: list[Future[torch.Tensor]],
+                 failed: list[tuple[str, str]]) -> tuple[list[int], list[torch.Tensor]]:
+        """The loaded pixels of a batch; samples that failed to load go to ``failed``."""
+        ok, pixels = [], []
+        for i, future in zip(batch, futures, strict=True):
+            try:
+                pixels.append(future.result())
+                ok.append(i)
+            except Exception as exc:
+                path = str(self.source.index.paths[i])
+                log.error("latent cache %s: cannot load %r: %s", self.name, path, exc)
+                failed.append((path, f"{type(exc).__name__}: {exc}"))
+        return ok, pixels
+
+    # --- maintenance --------------------------------------------------------------------
+    def clear(self) -> int:
+        """Delete every entry under this cache's prefix; returns how many were deleted."""
+        found = [f.path for f in self.storage.list(self.prefix, extensions=[EXTENSION])]
+        for path in found:
+            self.storage.delete(path)
+        log.info("latent cache %s: cleared %d entries", self.name, len(found))
+        return len(found)
+
+    def new_epoch(self, epoch: int) -> None:
+        """The epoch hook: with ``vae_cache_clear_each_epoch``, clear the cache."""
+        if self.clear_each_epoch:
+            log.info("latent cache %s: clearing for epoch %d", self.name, epoch)
+            self.clear()

@@ -1,0 +1,123 @@
+"""Fill every cache of a plan: each dataset's latents, then each text cache's captions.
+
+This is what ``databackend cache CONFIG`` runs, and what a trainer calls before training
+(datasets whose caches are on demand are left to batch time by :func:`precompute_plan` unless
+``include_ondemand`` is set).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from databackend.caches.base import PrecomputeReport
+from databackend.caches.stores import open_latent_cache, open_text_cache_entry
+
+if TYPE_CHECKING:
+    from databackend.caches.encoders import ImageEncoder, TextEncoder
+    from databackend.config.models import ImageBackendConfig
+    from databackend.config.plan import DataPlan
+    from databackend.context import BuildContext
+    from databackend.metadata.backend import MetadataBackend
+
+__all__ = ["CacheRun", "dataset_captions", "open_metadata", "precompute_plan"]
+
+log = logging.getLogger(__name__)
+
+
+@attrs.frozen(kw_only=True)
+class CacheRun:
+    """One cache's precompute: ``kind`` (``latents`` or ``text``), its name and location."""
+
+    kind: str
+    name: str
+    location: str
+    report: PrecomputeReport
+
+
+def dataset_captions(index: Any) -> set[str]:
+    """Every caption of an index's samples (all captions of multi-caption samples)."""
+    out: set[str] = set()
+    for captions in index.captions:
+        out.update(captions)
+    return out
+
+
+def open_metadata(dataset: ImageBackendConfig, context: BuildContext, *,
+                  progress: bool | None = None) -> MetadataBackend:
+    """Build a dataset's storage and metadata backend and scan it (``progress``: None shows a
+    bar when stderr is a terminal)."""
+    from databackend.build import build_metadata, build_storage
+
+    meta = build_metadata(dataset, build_storage(dataset, context), context)
+    meta.scan(progress=progress is not False, rank=context.rank, world_size=context.world_size)
+    return meta
+
+
+def _latents(plan: DataPlan, dataset: ImageBackendConfig, meta: MetadataBackend,
+             context: BuildContext, encoder: ImageEncoder, options: Mapping[str, Any]) -> CacheRun:
+    cache = open_latent_cache(plan, dataset, meta, context, encoder,
+                              batch_size=options["batch_size"])
+    if dataset.dataset_type == "video":
+        report = PrecomputeReport(skipped="video datasets are not cached yet")
+    elif not cache.precompute_at_startup and not options["include_ondemand"]:
+        report = PrecomputeReport(skipped="vae_cache_disable" if cache.disable
+                                  else "vae_cache_ondemand")
+    else:
+        report = cache.precompute(rank=context.rank, world_size=context.world_size,
+                                  progress=options["progress"])
+    return CacheRun(kind="latents", name=dataset.id, location=cache.describe(), report=report)
+
+
+def _texts(plan: DataPlan, datasets: Iterable[ImageBackendConfig],
+           metas: Mapping[str, MetadataBackend], context: BuildContext, encoder: TextEncoder,
+           options: Mapping[str, Any]) -> list[CacheRun]:
+    groups: dict[str | None, set[str]] = {}
+    entries = {}
+    for dataset in datasets:
+        entry = plan.text_embeds_for(dataset)
+        entries[entry.id if entry else None] = entry
+        groups.setdefault(entry.id if entry else None, {""}).update(
+            dataset_captions(metas[dataset.id].index))
+    runs = []
+    for key, captions in groups.items():
+        cache = open_text_cache_entry(entries[key], context, encoder)
+        if not cache.precompute_at_startup and not options["include_ondemand"]:
+            report = PrecomputeReport(skipped="text_cache_disable" if cache.disable
+                                      else "text_cache_ondemand")
+        else:
+            report = cache.precompute(captions, rank=context.rank,
+                                      world_size=context.world_size,
+                                      batch_size=options["text_batch_size"],
+                                      progress=options["progress"])
+        runs.append(CacheRun(kind="text", name=cache.name, location=cache.describe(),
+                             report=report))
+    return runs
+
+
+def precompute_plan(plan: DataPlan, context: BuildContext, *, text_encoder: TextEncoder,
+                    image_encoder: ImageEncoder,
+                    metadata: Mapping[str, MetadataBackend] | None = None,
+                    progress: bool | None = None, batch_size: int = 8,
+                    text_batch_size: int = 32, include_ondemand: bool = False) -> list[CacheRun]:
+    """Fill the latent cache of every enabled dataset and every text cache they use.
+
+    ``metadata`` maps dataset ids to scanned metadata backends; missing ones are built and
+    scanned. The empty caption (caption dropout) is always cached. Work is split by
+    ``context.rank`` / ``context.world_size``. Returns one :class:`CacheRun` per cache.
+    """
+    datasets = [d for d in plan.datasets if not d.disabled]
+    metas = dict(metadata or {})
+    for dataset in datasets:
+        if dataset.id not in metas:
+            metas[dataset.id] = open_metadata(dataset, context, progress=progress)
+    options = {"progress": progress, "batch_size": batch_size,
+               "text_batch_size": text_batch_size, "include_ondemand": include_ondemand}
+    runs = [_latents(plan, d, metas[d.id], context, image_encoder, options) for d in datasets]
+    runs += _texts(plan, datasets, metas, context, text_encoder, options)
+    for run in runs:
+        log.info("%s cache %s: %s", run.kind, run.name, run.report.to_dict())
+    return runs
