@@ -1,0 +1,40 @@
+"""Rank and world size: given explicitly, or read from an initialised ``torch.distributed``.
+
+Nothing here communicates per step: the runtime's choices are pure functions of the seed and the
+step, so ranks only need the collective calls the trainer already makes. :func:`barrier` is used
+once per startup stage (after a scan or a cache build split across ranks) and is a no-op when
+``torch.distributed`` is not initialised.
+"""
+
+from __future__ import annotations
+
+__all__ = ["barrier", "resolve_rank"]
+
+
+def _dist_initialised() -> bool:
+    import torch.distributed as dist
+
+    return bool(dist.is_available() and dist.is_initialized())
+
+
+def resolve_rank(rank: int | None = None, world_size: int | None = None) -> tuple[int, int]:
+    """``(rank, world_size)``: the given values, else torch.distributed's, else ``(0, 1)``."""
+    if rank is None or world_size is None:
+        if _dist_initialised():
+            import torch.distributed as dist
+
+            rank = dist.get_rank() if rank is None else rank
+            world_size = dist.get_world_size() if world_size is None else world_size
+        rank = 0 if rank is None else rank
+        world_size = 1 if world_size is None else world_size
+    if world_size < 1 or not 0 <= rank < world_size:
+        raise ValueError(f"rank {rank} is not valid for world size {world_size}")
+    return rank, world_size
+
+
+def barrier(world_size: int) -> None:
+    """Wait for every rank when ``torch.distributed`` is initialised and ``world_size > 1``."""
+    if world_size > 1 and _dist_initialised():
+        import torch.distributed as dist
+
+        dist.barrier()
