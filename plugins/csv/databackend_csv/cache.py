@@ -1,0 +1,208 @@
+"""A bounded on-disk download cache with least-recently-used eviction.
+
+Files live at ``{root}/{key}`` (the backend's virtual keys, ``ab/<sha256>.jpg``). Writes are
+atomic (temporary file in the same folder, then ``os.replace``). Every hit sets the file's
+mtime, so the LRU order survives restarts: the index is rebuilt from a directory scan sorted by
+mtime. Space is reserved *before* a file is written and older entries are evicted first, so the
+bytes on disk never exceed ``max_bytes``. Each process keeps its own index and rescans the
+folder (at most every :data:`RESYNC_SECONDS`) before evicting, so processes sharing a folder
+converge on one view.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import tempfile
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterator
+
+__all__ = ["RESYNC_SECONDS", "DiskCache"]
+
+logger = logging.getLogger(__name__)
+
+#: Minimum seconds between two rescans of the cache folder (for processes sharing it).
+RESYNC_SECONDS = 30.0
+_TMP_SUFFIX = ".part"
+_STALE_TMP_SECONDS = 3600.0
+
+
+def _scan(root: str) -> Iterator[tuple[float, str, int]]:
+    """``(mtime, key, size)`` of every cached file; removes temporary files left by crashes."""
+    now = time.time()
+    with contextlib.suppress(FileNotFoundError):
+        for sub in os.scandir(root):
+            if not sub.is_dir():
+                continue
+            for entry in os.scandir(sub.path):
+                with contextlib.suppress(OSError):
+                    st = entry.stat()
+                    if not entry.name.endswith(_TMP_SUFFIX):
+                        yield st.st_mtime, f"{sub.name}/{entry.name}", st.st_size
+                    elif now - st.st_mtime > _STALE_TMP_SECONDS:
+                        os.unlink(entry.path)
+
+
+class DiskCache:
+    """Whole downloaded files under ``root``, at most ``max_bytes`` in total (LRU eviction)."""
+
+    def __init__(self, root: str, max_bytes: int) -> None:
+        """Open (and create) the cache folder and index what it already holds."""
+        self.root = root
+        self.max_bytes = max_bytes
+        self.evictions = 0
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[str, int] = OrderedDict()
+        self._total = 0
+        self._pending: dict[str, int] = {}  # reserved, being written: never evicted
+        self._synced = 0.0
+        os.makedirs(root, exist_ok=True)
+        with self._lock:
+            self._resync()
+            self._evict_until(self.max_bytes)
+
+    @property
+    def total_bytes(self) -> int:
+        """Bytes currently held (including space reserved by writes in progress)."""
+        return self._total
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._entries
+
+    def path(self, key: str) -> str:
+        """The file of a key (whether or not it is cached)."""
+        return os.path.join(self.root, *key.split("/"))
+
+    def size(self, key: str) -> int | None:
+        """The size of a cached file, or None."""
+        return self._entries.get(key)
+
+    def get(self, key: str) -> bytes | None:
+        """The cached bytes of ``key`` (marking it recently used), or None."""
+        if key not in self._entries:
+            return None
+        try:
+            with open(self.path(key), "rb") as fh:
+                data = fh.read()
+        except FileNotFoundError:  # evicted meanwhile, here or by another process
+            self._forget(key)
+            return None
+        self._touch(key)
+        return data
+
+    def read_range(self, key: str, start: int, length: int) -> bytes | None:
+        """``length`` bytes from ``start`` of a cached file (short at the end), or None."""
+        if key not in self._entries:
+            return None
+        try:
+            fd = os.open(self.path(key), os.O_RDONLY)
+        except FileNotFoundError:
+            self._forget(key)
+            return None
+        try:
+            data = os.pread(fd, length, start)
+        finally:
+            os.close(fd)
+        self._touch(key)
+        return data
+
+    def put(self, key: str, data: bytes) -> bool:
+        """Store ``data`` atomically, evicting least recently used files to make room.
+
+        Returns False (and stores nothing) when ``data`` alone is larger than the cache.
+        """
+        size = len(data)
+        with self._lock:
+            if key in self._entries:
+                self._entries.move_to_end(key)
+                return True
+            if size > self.max_bytes:
+                logger.debug("csv cache: %s (%d bytes) is larger than the cache", key, size)
+                return False
+            if time.monotonic() - self._synced > RESYNC_SECONDS:
+                self._resync()  # pick up what other processes wrote or evicted
+            if not self._evict_until(self.max_bytes - size):
+                return False  # the rest of the cache is being written by other threads
+            self._entries[key] = size  # reserve the space before writing
+            self._pending[key] = size
+            self._total += size
+        try:
+            self._write(key, data)
+        except BaseException:
+            self._forget(key)
+            raise
+        finally:
+            with self._lock:
+                self._pending.pop(key, None)
+        return True
+
+    def clear(self) -> None:
+        """Delete every cached file."""
+        with self._lock:
+            self._evict_until(0)
+
+    # --- internals --------------------------------------------------------------------
+    def _write(self, key: str, data: bytes) -> None:
+        """Temporary file in the target folder, then ``os.replace`` (atomic)."""
+        full = self.path(key)
+        folder = os.path.dirname(full)
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".", suffix=_TMP_SUFFIX)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            os.replace(tmp, full)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+
+    def _touch(self, key: str) -> None:
+        """Mark a key most recently used, in memory and (as its mtime) on disk."""
+        with self._lock:
+            if key in self._entries:
+                self._entries.move_to_end(key)
+        with contextlib.suppress(OSError):
+            os.utime(self.path(key))
+
+    def _forget(self, key: str) -> None:
+        """Drop a key from the index (its file is gone or was never written)."""
+        with self._lock:
+            size = self._entries.pop(key, None)
+            if size is not None:
+                self._total -= size
+
+    def _evict_until(self, budget: int) -> bool:
+        """Delete least recently used files until at most ``budget`` bytes are held; files
+        being written are kept. Returns whether the budget was reached (locked)."""
+        kept: list[tuple[str, int]] = []
+        while self._entries and self._total > budget:
+            key, size = self._entries.popitem(last=False)
+            if key in self._pending:
+                kept.append((key, size))
+                continue
+            self._total -= size
+            self.evictions += 1
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path(key))
+            logger.debug("csv cache: evicted %s (%d bytes)", key, size)
+        for key, size in reversed(kept):
+            self._entries[key] = size
+            self._entries.move_to_end(key, last=False)
+        return self._total <= budget
+
+    def _resync(self) -> None:
+        """Rebuild the index from the folder, oldest mtime first, plus the writes in
+        progress (locked)."""
+        found = sorted(_scan(self.root))
+        self._entries = OrderedDict((key, size) for _, key, size in found)
+        for key, size in self._pending.items():
+            self._entries.setdefault(key, size)
+        self._total = sum(self._entries.values())
+        self._synced = time.monotonic()
