@@ -1,3 +1,59 @@
-"""databackend-huggingface: storage plugin (registers nothing yet)."""
+"""databackend-huggingface: Hugging Face ``datasets`` as data backends (``"type": "huggingface"``).
+
+A dataset is a split of a hub dataset, of local parquet / arrow / JSON lines files, or of a
+``save_to_disk`` folder, in normal (memory-mapped, random access) or streaming mode. The plugin
+registers the storage backend :class:`HuggingfaceBackend` and, through
+``databackend_make_metadata_backend``, the :class:`HuggingfaceMetadataBackend` that scans rows
+(width/height columns or image headers, captions from columns, filters, composite tiles) into
+the standard index. See ``docs/huggingface.md``.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from databackend import StorageBackend, hookimpl
+from databackend_huggingface.backend import HuggingfaceBackend
+from databackend_huggingface.config import HFSettings, HuggingfaceConfig
+from databackend_huggingface.errors import DatasetLoadError, MissingColumnError, ReadOnlyError
+from databackend_huggingface.filters import FILTER_REASONS
+from databackend_huggingface.paths import parse_path, virtual_path
+from databackend_huggingface.rowstore import RowStore
+
+if TYPE_CHECKING:
+    from databackend.config.models import ImageBackendConfig
+    from databackend.context import BuildContext
+    from databackend.metadata.backend import MetadataBackend
+
+__all__ = [
+    "FILTER_REASONS",
+    "DatasetLoadError",
+    "HFSettings",
+    "HuggingfaceBackend",
+    "HuggingfaceConfig",
+    "MissingColumnError",
+    "ReadOnlyError",
+    "RowStore",
+    "databackend_make_metadata_backend",
+    "databackend_register_backends",
+    "parse_path",
+    "virtual_path",
+]
+
+
+@hookimpl
+def databackend_register_backends() -> Sequence[type[StorageBackend]]:
+    """Register the ``huggingface`` backend type."""
+    return [HuggingfaceBackend]
+
+
+@hookimpl
+def databackend_make_metadata_backend(dataset: ImageBackendConfig, storage: StorageBackend,
+                                      context: BuildContext) -> MetadataBackend | None:
+    """The Hugging Face metadata backend for ``type: huggingface`` datasets, else None."""
+    if dataset.type != HuggingfaceBackend.name or not isinstance(storage, HuggingfaceBackend):
+        return None
+    from databackend_huggingface.metadata import HuggingfaceMetadataBackend
+
+    return HuggingfaceMetadataBackend(dataset, storage, context)
