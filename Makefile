@@ -31,6 +31,9 @@ bench: venv
 	$(BIN)/python benchmarks/scan.py --n 5000
 	$(BIN)/python benchmarks/cache_read.py
 	$(BIN)/python benchmarks/runtime.py
+	$(BIN)/python benchmarks/s3.py
+	$(BIN)/python benchmarks/csv_download.py
+	$(BIN)/python benchmarks/hf.py
 
 clean:
 	rm -rf $(VENV) .demo .databackend_output

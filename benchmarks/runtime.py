@@ -82,7 +82,7 @@ def build(entries: list[dict[str, Any]], root: Path, batch: int, queue: int
 def consumer_wait(factory: DataBackendFactory, *, prefetch: bool, steps: int, warmup: int,
                   step_s: float) -> float:
     """Mean seconds per step spent waiting in ``next()`` after ``warmup`` steps."""
-    factory.close()
+    factory.stop()
     factory.runtime.reset()
     it = factory.iterator(prefetch=prefetch)
     waits = []
@@ -92,27 +92,27 @@ def consumer_wait(factory: DataBackendFactory, *, prefetch: bool, steps: int, wa
         if n >= warmup:
             waits.append(time.perf_counter() - start)
         time.sleep(step_s)
-    factory.close()
+    factory.stop()
     return sum(waits) / len(waits)
 
 
 def iterate_rate(factory: DataBackendFactory, steps: int) -> float:
     """Batches/s of pure iteration without prefetch."""
-    factory.close()
+    factory.stop()
     factory.runtime.reset()
     it = factory.iterator(prefetch=False)
     start = time.perf_counter()
     for _ in range(steps):
         next(it)
     rate = steps / (time.perf_counter() - start)
-    factory.close()
+    factory.stop()
     return rate
 
 
 def bare_jobs(factory: DataBackendFactory, steps: int) -> list[tuple[Any, list[str], Any,
                                                                       list[str]]]:
     """Per batch: (latent storage, latent paths, text storage, text paths), resolved up front."""
-    factory.close()
+    factory.stop()
     factory.runtime.reset()
     jobs = []
     for plan in factory.runtime.plans(steps):

@@ -221,3 +221,26 @@ entry_like = st.dictionaries(known_keys, json_values, max_size=8)
 def test_arbitrary_json_raises_only_config_error(registry: PluginRegistry, raw: Any) -> None:
     with contextlib.suppress(ConfigError):
         parse_entries(raw, registry, FactoryOptions())
+
+
+@attrs.define
+class _Credentials:
+    endpoint: str
+    api_token: str
+    client_secret: list[Any]
+
+
+def test_type_errors_never_quote_a_credential() -> None:
+    """A mistyped secret is reported by key and type only; other keys show the bad value."""
+    from databackend.config.converter import structure_errors
+
+    conv = make_converter()
+    with pytest.raises(Exception) as caught:
+        conv.structure({"endpoint": 8080, "api_token": 123456789,
+                        "client_secret": "hunter2-hunter2"}, _Credentials)
+    lines = structure_errors(caught.value)
+    text = "\n".join(lines)
+    assert "`endpoint`: expected a string, got int 8080" in lines
+    assert "`api_token`: expected a string, got int (value hidden)" in lines
+    assert "`client_secret`: expected a list, got str (value hidden)" in lines
+    assert "123456789" not in text and "hunter2" not in text

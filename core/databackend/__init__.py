@@ -2,10 +2,18 @@
 
 Public API::
 
-    from databackend import hookimpl, StorageBackend, FsspecBackend, load_config
+    from databackend import DataBackendFactory          # config in, batches out
+    from databackend import hookimpl, StorageBackend    # writing a backend plugin
+    from databackend import load_config, FactoryOptions # config only
+
+The runtime names (``DataBackendFactory``, ``Batch``, ``BatchFetcher``, ``Metrics``) import
+torch, so they load on first use: ``import databackend`` and the CLI's config commands stay fast.
 """
 
 from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from databackend.config import (
     BaseBackendConfig,
@@ -31,14 +39,26 @@ from databackend.registry import KNOWN_BACKENDS, PluginRegistry
 from databackend.storage import FileInfo, FsspecBackend, StorageBackend
 from databackend.storage.localdir import LocalDirectory
 
+if TYPE_CHECKING:  # the lazy names below, for type checkers
+    from databackend.factory import DataBackendFactory
+    from databackend.metrics import Metrics
+    from databackend.runtime.batch import Batch
+    from databackend.runtime.fetcher import BatchFetcher
+
 __version__ = "0.1.0"
+
+_LAZY = {"DataBackendFactory": "databackend.factory", "Batch": "databackend.runtime.batch",
+         "BatchFetcher": "databackend.runtime.fetcher", "Metrics": "databackend.metrics"}
 
 __all__ = [
     "KNOWN_BACKENDS",
     "BaseBackendConfig",
+    "Batch",
+    "BatchFetcher",
     "BuildContext",
     "CacheError",
     "ConfigError",
+    "DataBackendFactory",
     "DataPlan",
     "DatabackendError",
     "FactoryOptions",
@@ -47,6 +67,7 @@ __all__ = [
     "ImageBackendConfig",
     "ImageEmbedBackendConfig",
     "LocalDirectory",
+    "Metrics",
     "PluginLoadError",
     "PluginRegistry",
     "StorageBackend",
@@ -64,3 +85,10 @@ __all__ = [
 def available_backends() -> list[str]:
     """The backend types the installed plugins provide."""
     return sorted(make_registry().backends)
+
+
+def __getattr__(name: str) -> Any:
+    """Load the torch-backed runtime names on first use (see the module docstring)."""
+    if name not in _LAZY:
+        raise AttributeError(f"module 'databackend' has no attribute {name!r}")
+    return getattr(importlib.import_module(_LAZY[name]), name)

@@ -286,7 +286,7 @@ class DataBackendFactory:
         With ``prefetch`` a background thread keeps up to ``queue_size`` batches ready.
         """
         runtime = self.runtime
-        self._stop_fetcher()
+        self.stop()
         size = (self.queue_size if queue_size is None else queue_size) if prefetch else 0
         self._fetcher = BatchFetcher(runtime.produce, queue_size=size, stats=self.metrics.fetch,
                                      initial_state=runtime.state_dict())
@@ -299,8 +299,9 @@ class DataBackendFactory:
         """A ``torch.utils.data.IterableDataset``; use ``DataLoader(ds, batch_size=None)``."""
         return BatchIterableDataset(self.iterator)
 
-    def _stop_fetcher(self) -> None:
-        """Close the iterator and rewind the runtime to what its consumer has seen."""
+    def stop(self) -> None:
+        """Stop the prefetch thread and rewind the runtime to what its consumer has seen;
+        the next :meth:`iterator` continues from there (storages stay open)."""
         fetcher, self._fetcher = self._fetcher, None
         if fetcher is None:
             return
@@ -319,12 +320,25 @@ class DataBackendFactory:
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Continue from ``state``; the next :meth:`iterator` starts there."""
         runtime = self.runtime
-        self._stop_fetcher()
+        self.stop()
         runtime.load_state_dict(state)
 
     def close(self) -> None:
-        """Stop the prefetch thread (the factory can iterate again afterwards)."""
-        self._stop_fetcher()
+        """Stop the prefetch thread and release every storage's connections and pools.
+
+        Call it when training is done (or use the factory as a context manager); a closed
+        factory's state_dict and summary still work, but it serves no more batches.
+        """
+        self.stop()
+        caches = [*self.text_caches.values(), *self.latent_caches.values()]
+        storages = {id(s): s for s in [*self.storages.values(), *self.image_embed_storages.values(),
+                                       *(getattr(c, "storage", None) for c in caches)]
+                    if s is not None}
+        for storage in storages.values():
+            try:
+                storage.close()
+            except Exception as exc:  # closing must not hide the trainer's own exception
+                log.warning("closing storage %r failed: %s", storage, exc)
 
     def __enter__(self) -> DataBackendFactory:
         return self

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
     from databackend.storage.base import StorageBackend
 
-__all__ = ["BatchWriter", "CacheBase", "CacheStats", "Entry", "PrecomputeReport",
+__all__ = ["BatchWriter", "CacheBase", "CacheStats", "Entry", "KeyMemo", "PrecomputeReport",
            "existing_paths", "progress_bar", "read_entries", "shard", "write_entries"]
 
 log = logging.getLogger(__name__)
@@ -215,6 +215,33 @@ class BatchWriter:
             self._pool.shutdown(wait=True)
 
 
+class KeyMemo:
+    """A bounded memo of computed cache keys and paths (oldest dropped first).
+
+    Hashing a key costs about as much as reading a small entry from a warm page cache; the
+    small datasets that fine-tuning repeats for many epochs hit it every step after the first
+    epoch, and a large dataset only pays the dictionary lookups.
+    """
+
+    def __init__(self, maxsize: int = 1 << 17) -> None:
+        """Keep at most ``maxsize`` values."""
+        self.maxsize, self._values = maxsize, dict[Any, Any]()
+
+    def get(self, key: Any, compute: Callable[[], Any]) -> Any:
+        """The memoised value of ``key``, computed (and stored) on first use."""
+        try:
+            return self._values[key]
+        except KeyError:
+            value = self._values[key] = compute()
+            if len(self._values) > self.maxsize:
+                del self._values[next(iter(self._values))]
+            return value
+
+    def clear(self) -> None:
+        """Forget everything (the inputs of the keys changed)."""
+        self._values.clear()
+
+
 class CacheBase:
     """What the text and latent caches share: identity, flags, counters, the read pool.
 
@@ -243,6 +270,7 @@ class CacheBase:
         self.stats = CacheStats()
         self._pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
+        self._memo = KeyMemo()
 
     @property
     def precompute_at_startup(self) -> bool:

@@ -113,6 +113,7 @@ class LatentCache(CacheBase):
         self.source, self.hash_filenames, self.batch_size = source, hash_filenames, batch_size
         self.workers = workers or min(8, os.cpu_count() or 1)
         self.clear_each_epoch = clear_each_epoch
+        self._memo_index: Any = None
 
     def _geometry(self, i: int) -> SampleGeometry:
         return self.source.index.geometry(i)  # type: ignore[no-any-return]
@@ -126,7 +127,14 @@ class LatentCache(CacheBase):
         return self._locate(i)[2]
 
     def _locate(self, i: int) -> tuple[SampleGeometry, str, str]:
-        """``(geometry, key, path)`` of sample ``i``."""
+        """``(geometry, key, path)`` of sample ``i`` (memoised per index object)."""
+        index = self.source.index
+        if index is not self._memo_index:  # a rescan replaced it: other geometry, other keys
+            self._memo.clear()
+            self._memo_index = index
+        return self._memo.get(i, lambda: self._compute_location(i))  # type: ignore[no-any-return]
+
+    def _compute_location(self, i: int) -> tuple[SampleGeometry, str, str]:
         geometry = self._geometry(i)
         key = keys.latent_key(self.identity, self.source.sample_key(i), geometry)
         path = keys.latent_path(str(self.source.index.paths[i]), key,

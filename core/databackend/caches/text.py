@@ -73,11 +73,19 @@ class TextEmbedCache(CacheBase):
 
     def key(self, caption: str) -> str:
         """The content key of a caption's embeddings."""
-        return keys.text_key(self.identity, caption)
+        return self._locate(caption)[0]
 
     def path(self, caption: str) -> str:
         """The storage key of a caption's entry."""
-        return keys.join(self.prefix, keys.text_path(self.key(caption)))
+        return self._locate(caption)[1]
+
+    def _locate(self, caption: str) -> tuple[str, str]:
+        """``(key, path)`` of a caption (memoised)."""
+        def compute() -> tuple[str, str]:
+            """Hash the caption."""
+            key = keys.text_key(self.identity, caption)
+            return key, keys.join(self.prefix, keys.text_path(key))
+        return self._memo.get(caption, compute)  # type: ignore[no-any-return]
 
     # --- reading ------------------------------------------------------------------------
     def get_many(self, captions: Sequence[str]) -> list[Embeds]:
@@ -91,8 +99,8 @@ class TextEmbedCache(CacheBase):
         if self.disable:
             got = dict(zip(unique, self._encode(unique), strict=True))
             return [got[c] for c in captions]
-        keys_ = [self.key(c) for c in unique]
-        paths = [keys.join(self.prefix, keys.text_path(k)) for k in keys_]
+        located = [self._locate(c) for c in unique]
+        keys_, paths = [k for k, _ in located], [p for _, p in located]
         found: dict[str, Embeds] = {}
         todo: list[str] = []
         entries = self._read(paths, keys_)

@@ -17,7 +17,6 @@ from typing import Any
 
 from databackend.caches import load_encoder
 from databackend.commands.common import add_config_arguments, parse_pairs
-from databackend.factory import DataBackendFactory
 from databackend.options import FactoryOptions
 
 __all__ = ["format_summary", "register", "run_job"]
@@ -32,6 +31,8 @@ def run_job(config: str, *, steps: int, options: FactoryOptions,
             image_encoder: Any = None, progress: bool | None = None, queue_size: int = 10
             ) -> dict[str, Any]:
     """Build, iterate ``steps`` batches, and return the factory summary plus run figures."""
+    from databackend.factory import DataBackendFactory  # torch: only for the commands that run
+
     factory = DataBackendFactory(config, options=options, variables=variables,
                                  text_encoder=text_encoder, image_encoder=image_encoder,
                                  use_reference_encoders=True, progress=progress,

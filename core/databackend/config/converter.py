@@ -1,10 +1,13 @@
 """A strict cattrs converter: no silent ``"false" -> True`` or ``"12" -> 12`` coercions.
 
-Errors are turned into one line per key: ``key: expected int, got str "12"``.
+Errors are turned into one line per key: ``key: expected int, got str "12"``. The value is
+left out for keys that hold credentials (``*secret*``, ``*token*``, ``*password*``, ...), so a
+mistyped secret never reaches an error message or a log.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import cattrs
@@ -13,6 +16,21 @@ from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError
 __all__ = ["make_converter", "structure_errors"]
 
 _NAMES = {bool: "a boolean (true/false)", int: "an integer", float: "a number", str: "a string"}
+_SECRET_KEY = re.compile(r"secret|token|passw|credential|access_key|api_key|private", re.I)
+
+
+class _Mismatch(ValueError):
+    """A value of the wrong JSON type; the key decides whether the value may be shown."""
+
+    def __init__(self, expected: str, value: Any) -> None:
+        super().__init__(f"expected {expected}, got {type(value).__name__} {value!r}")
+        self.expected, self.value = expected, value
+
+    def describe(self, key: str) -> str:
+        """The message, with the value hidden when ``key`` holds a credential."""
+        if _SECRET_KEY.search(key):
+            return f"expected {self.expected}, got {type(self.value).__name__} (value hidden)"
+        return str(self)
 
 
 def _strict_hook(target: type) -> Any:
@@ -21,20 +39,20 @@ def _strict_hook(target: type) -> Any:
         if target is float and isinstance(value, int) and not isinstance(value, bool):
             return float(value)
         if type(value) is not target:
-            raise ValueError(f"expected {_NAMES[target]}, got {type(value).__name__} {value!r}")
+            raise _Mismatch(_NAMES[target], value)
         return value
     return hook
 
 
 def _dict_hook(value: Any, _: Any) -> Any:
     if not isinstance(value, dict):
-        raise ValueError(f"expected an object, got {type(value).__name__} {value!r}")
+        raise _Mismatch("an object", value)
     return value
 
 
 def _list_hook(value: Any, _: Any) -> Any:
     if not isinstance(value, list):
-        raise ValueError(f"expected a list, got {type(value).__name__} {value!r}")
+        raise _Mismatch("a list", value)
     return value
 
 
@@ -50,8 +68,8 @@ def make_converter() -> cattrs.Converter:
 
 def _format(exc: BaseException, path: str) -> str:
     key = path.removeprefix("$").lstrip(".") or "?"
-    if isinstance(exc, ValueError) and str(exc).startswith("expected"):
-        return f"`{key}`: {exc}"
+    if isinstance(exc, _Mismatch):
+        return f"`{key}`: {exc.describe(key)}"
     if isinstance(exc, KeyError):
         return f"`{key}`: required key is missing"
     return f"`{key}`: {type(exc).__name__}: {exc}"

@@ -39,7 +39,12 @@ __all__ = ["FileInfo", "StorageBackend"]
 
 @attrs.frozen(slots=True)
 class FileInfo:
-    """One listed file: its relative key, byte size, modification time and optional ETag."""
+    """One listed file: its relative key, byte size, modification time and optional ETag.
+
+    ``size`` is -1 when the store cannot tell without fetching (e.g. a CSV list of URLs not yet
+    downloaded) and ``mtime`` is 0.0 when it has none; the scanner then reads the header by
+    range and treats a later, known size as a change.
+    """
 
     path: str
     size: int
@@ -57,8 +62,9 @@ class StorageBackend(ABC):
 
     name: ClassVar[str]
     Config: ClassVar[type[Any]]
-    #: How many concurrent requests :meth:`read_many` uses; remote backends raise this.
-    io_concurrency: ClassVar[int] = 8
+    #: How many concurrent requests :meth:`read_many` and the scanner use; remote backends
+    #: raise it, per class or per instance (e.g. from a config key).
+    io_concurrency: int = 8
 
     def __init__(self, config: Any, *, dataset_id: str, root: str | None = None) -> None:
         """Create the backend for ``dataset_id`` from its config; ``root`` overrides the data root."""

@@ -82,7 +82,7 @@ class S3Backend(StorageBackend):
         install_log_redaction()
         self.bucket, self.prefix = resolve_location(config, root)
         # Per instance: the pool and the connection pool grow together.
-        self.io_concurrency = config.aws_max_pool_connections  # type: ignore[misc]
+        self.io_concurrency = config.aws_max_pool_connections
         self._setup()
 
     def _setup(self) -> None:

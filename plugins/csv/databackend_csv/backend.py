@@ -63,7 +63,7 @@ class CsvBackend(StorageBackend):
         if problems:
             raise ValueError(f"dataset {dataset_id!r}: " + "; ".join(problems))
         # A per-dataset value of the class-level default (read by read_many and the scan).
-        self.__dict__["io_concurrency"] = config.csv_concurrency
+        self.io_concurrency = config.csv_concurrency
         self.table: CsvTable = self._load(config)
         os.makedirs(config.csv_cache_dir, exist_ok=True)
         self.stats = DownloadStats()
