@@ -149,6 +149,22 @@ def test_batches_are_stacked_tensors() -> None:
     assert len(batch) == 3 and batch.to("cpu").dataset_id == "a"
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32])
+def test_collate_keeps_values_and_dtype(dtype: torch.dtype) -> None:
+    """Stacking copies each sample's tensor exactly, whatever its dtype (bfloat16 has no
+    numpy twin), and non-contiguous tensors too."""
+    gen = torch.Generator().manual_seed(0)
+    lat = [torch.randn(4, 6, 5, generator=gen).to(dtype) for _ in range(3)]
+    emb = [torch.randn(5, 7, generator=gen).to(dtype).t() for _ in range(3)]  # non-contiguous
+    samples = [Sample(latents=la, text_embeds={"e": e}, original_size=(1, 1),
+                      crop_coordinates=(0, 0), target_size=(1, 1), caption="", path=str(i))
+               for i, (la, e) in enumerate(zip(lat, emb, strict=True))]
+    batch = collate(samples, dataset_id="d", bucket=(8, 8), indices=[0, 1, 2], epoch=1, step=0)
+    assert batch.latents.dtype == dtype and batch.text_embeds["e"].dtype == dtype
+    assert torch.equal(batch.latents, torch.stack(lat))
+    assert torch.equal(batch.text_embeds["e"], torch.stack(emb))
+
+
 def test_collate_rejects_mixed_shapes() -> None:
     def sample(n: int) -> Sample:
         return Sample(latents=torch.zeros(4, n, n), text_embeds={}, original_size=(1, 1),

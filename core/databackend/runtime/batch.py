@@ -102,22 +102,24 @@ def _stack_embeds(samples: Sequence[Sample], where: str) -> dict[str, torch.Tens
 
 
 def _stack(tensors: Sequence[torch.Tensor], what: str) -> torch.Tensor:
-    """``torch.stack`` as one single-threaded memcpy per tensor.
+    """``torch.stack`` as single-threaded copies (``np.stack``; bytes for bfloat16).
 
     ``torch.stack`` splits copies of this size over the intra-op thread pool, which the fetch
     thread would then contend for with the training step (and which stalls for milliseconds on
     a busy CPU); numpy's copy is single-threaded and releases the GIL.
     """
     first = tensors[0]
+    if first.ndim == 0 or first.device.type != "cpu":
+        return torch.stack(list(tensors))
     if any(t.shape != first.shape or t.dtype != first.dtype for t in tensors):
         found = sorted({(tuple(t.shape), str(t.dtype)) for t in tensors})
         raise ValueError(f"{what}: shapes differ within one batch: {found}")
-    if first.ndim == 0 or first.device.type != "cpu":
-        return torch.stack(list(tensors))
+    if first.dtype != torch.bfloat16:  # numpy has every other cached dtype
+        return torch.from_numpy(np.stack([t.numpy() for t in tensors]))
     out = torch.empty((len(tensors), *first.shape), dtype=first.dtype)
     dst = out.view(torch.uint8).numpy()
     for i, t in enumerate(tensors):
-        dst[i] = (t if t.is_contiguous() else t.contiguous()).view(torch.uint8).numpy()
+        dst[i] = t.contiguous().view(torch.uint8).numpy()
     return out
 
 
