@@ -457,3 +457,17 @@ def test_pixel_area_accepts_a_whole_float_resolution() -> None:
     assert params(192.0, "pixel_area") == params(192, "pixel_area")
     with pytest.raises(ValueError, match="integer edge"):
         params(192.5, "pixel_area")
+
+
+def test_random_crop_offsets_cover_the_slack_uniformly() -> None:
+    """Keyed offsets reach both ends of the slack and spread evenly over it."""
+    from collections import Counter
+
+    from databackend.geometry import crop_offsets
+
+    tops = Counter(crop_offsets((10, 13), (10, 10), "random", seed=3, key=f"k{i}")[0]
+                   for i in range(4000))
+    assert sorted(tops) == [0, 1, 2, 3]
+    assert all(800 < n < 1200 for n in tops.values()), tops
+    assert crop_offsets((10, 10), (10, 10), "random", key="x") == (0, 0)
+    assert crop_offsets((20, 10), (10, 10), "center") == (0, 5)

@@ -352,3 +352,17 @@ def test_index_lives_outside_the_dataset(registry: PluginRegistry, tmp_path: Pat
     assert (tmp_path / "out" / "cache" / "metadata" / "my_suffix" / "index.dbi").is_file()
     shutil.rmtree(tmp_path / "out")
     assert make_meta(registry, tmp_path / "out", root).scan(progress=False).counts["probed"] == 1
+
+
+def test_local_probe_reads_past_a_large_header(tmp_path: Path) -> None:
+    """A JPEG whose frame header sits behind 40 KB of comment is sized right: the local probe
+    reads a small first block and grows it as the parser asks."""
+    from PIL import Image
+
+    from databackend.metadata.scanner import LOCAL_FIRST_READ, probe_local
+
+    path = tmp_path / "big-header.jpg"
+    Image.new("RGB", (321, 123), (9, 9, 9)).save(path, comment=b"c" * 40_000)
+    assert path.read_bytes().find(b"\xff\xc0") > 4 * LOCAL_FIRST_READ
+    assert probe_local(str(path), path.stat().st_size) == (None, 321, 123)
+    assert probe_local(str(path)) == (None, 321, 123)  # size unknown

@@ -30,21 +30,20 @@ import attrs
 if TYPE_CHECKING:
     from PIL import Image
 
-__all__ = [
-    "AREA_EDGES", "CROP_ASPECTS", "CROP_STYLES", "GEOMETRY_VERSION", "RESOLUTION_TYPES",
-    "GeometryConfigError", "GeometryParams", "SampleGeometry", "apply_geometry",
-    "aspect_out_of_range", "compute_geometry", "filter_reason", "pixel_resolution",
-]
+__all__ = ["AREA_EDGES", "CROP_ASPECTS", "CROP_STYLES", "GEOMETRY_VERSION", "RESOLUTION_TYPES",
+           "GeometryConfigError", "GeometryParams", "SampleGeometry", "apply_geometry",
+           "aspect_out_of_range", "compute_geometry", "crop_offsets", "filter_reason",
+           "pixel_resolution"]
 
-#: Bumped whenever the geometry rules change, so cached geometry is invalidated.
-GEOMETRY_VERSION = 1
+#: Bumped whenever the geometry rules change, so cached geometry is invalidated (2: keyed
+#: BLAKE2b random crops instead of ``random.Random``).
+GEOMETRY_VERSION = 2
 RESOLUTION_TYPES = ("pixel", "area", "pixel_area")
 CROP_STYLES = ("random", "center", "centre", "corner", "face")
 CROP_ASPECTS = ("square", "preserve", "closest", "random")
 #: Megapixel presets and their square edge; a resolution within 0.05 MP uses the edge.
 AREA_EDGES: dict[float, int] = {0.25: 512, 0.5: 768, 1.0: 1024, 2.0: 1536, 4.0: 2048}
-_AREA_MIN_LIMIT = 5.0  # megapixels: larger minimum_image_size values are mistakes
-_AREA_MAX_LIMIT = 20.0  # megapixels: maximum_image_size/target_downsample_size must be below
+_AREA_MIN_LIMIT, _AREA_MAX_LIMIT = 5.0, 20.0  # MP: larger minimum / maximum sizes are mistakes
 _ASPECT_KEYS, _WEIGHT_KEYS = ("aspect", "aspect_ratio", "aspect_bucket"), ("weight", "probability")
 _SIZE_KEYS = ("minimum_image_size", "maximum_image_size", "target_downsample_size")
 
@@ -422,22 +421,27 @@ def _downsample_size(size: Size, target: Size, params: GeometryParams) -> Size |
     return down if down[0] <= width and down[1] <= height else None
 
 
-def _crop_coordinates(before: Size, target: Size, style: str, rng: random.Random) -> Size:
-    """``(top, left)`` of the target box inside ``before``, per crop style."""
+def crop_offsets(before: Size, target: Size, style: str, *, seed: int = 0, key: str = ""
+                 ) -> Size:
+    """``(top, left)`` of ``target`` inside ``before``; ``random`` (and ``face``) offsets are
+    uniform over the slack, a pure function of ``f"{seed}:{key}"`` (BLAKE2b, cheap to seed)."""
     slack_w, slack_h = before[0] - target[0], before[1] - target[1]
     if style in ("center", "centre"):
         return (slack_h // 2, slack_w // 2)
-    if style == "corner":
+    if style == "corner" or (slack_w <= 0 and slack_h <= 0):
         return (0, 0)
-    return (rng.randint(0, slack_h), rng.randint(0, slack_w))  # random; face falls back here
+    digest = hashlib.blake2b(f"{seed}:{key}".encode("utf-8", "surrogateescape"),
+                             digest_size=16, person=b"databackend-crop").digest()
+    top, left = int.from_bytes(digest[:8], "little"), int.from_bytes(digest[8:], "little")
+    return (top % (slack_h + 1), left % (slack_w + 1))
 
 
 def compute_geometry(width: int, height: int, params: GeometryParams, *, seed: int = 0,
                      key: str = "") -> SampleGeometry:
     """The geometry of one ``width x height`` image (after EXIF orientation).
 
-    Random choices (``crop_aspect`` random, ``crop_style`` random/face) come from a generator
-    seeded with ``f"{seed}:{key}"``, so the same sample always gets the same geometry.
+    Random choices (``crop_aspect``: ``Random(f"{seed}:{key}")``; crops: :func:`crop_offsets`)
+    depend only on ``seed`` and ``key``: a sample always gets the same geometry.
     """
     if not all(isinstance(v, numbers.Integral) and v >= 1 for v in (width, height)):
         raise ValueError(f"image size must be positive integers; got {width!r} x {height!r}")
@@ -447,7 +451,7 @@ def compute_geometry(width: int, height: int, params: GeometryParams, *, seed: i
     target, inter = _apply_canvas(target, inter, params)
     down = _downsample_size(size, target, params)
     before = down or _cover(inter, target)
-    coords = _crop_coordinates(before, target, params.crop_style, rng)
+    coords = crop_offsets(before, target, params.crop_style, seed=seed, key=key)
     bucket = _aspect(target[0], target[1], params.rounding)
     return SampleGeometry(size, before, target, coords, bucket, down)
 

@@ -18,7 +18,6 @@ import multiprocessing
 import os
 import pickle
 import queue
-import random
 import sys
 import threading
 from array import array
@@ -30,11 +29,11 @@ from typing import Any
 import attrs
 import numpy as np
 
-from databackend import geometry as geometry_module
 from databackend import imageprobe as probe
 from databackend.geometry import GeometryParams
 from databackend.metadata.captions import caption_file_of
-from databackend.metadata.index import REASON_CODES, DatasetIndex
+from databackend.metadata.index import DatasetIndex
+from databackend.metadata.placement import failed_row, place
 from databackend.storage.base import FileInfo, StorageBackend
 
 __all__ = ["ROW_WIDTH", "Chunk", "Known", "Listing", "Prober", "Task", "assemble", "path_order",
@@ -44,83 +43,20 @@ log = logging.getLogger(__name__)
 
 #: Columns of a row: code, orig W, H, target W, H, intermediary W, H, crop top, left, down W, H.
 ROW_WIDTH = 11
-_EMPTY_GEOMETRY = (0, 0, 0, 0, 0, 0, -1, -1)
 MIN_POOL_FILES = 1024  # below this many files a process pool costs more than it saves
 Chunk = tuple[np.ndarray, np.ndarray, np.ndarray]  # (row ids, int32 (k, ROW_WIDTH), aspects)
-Row = tuple[tuple[int, ...], float]
 
 
-#: Per-process cache of placements by (params fingerprint, seed, W, H); see :func:`place`.
-_MEMO: dict[tuple[str, int, int, int], tuple[Row, bool]] = {}
-_MEMO_LIMIT, _CHECK_EVERY = 50_000, 64  # every 64th reuse is checked against compute_geometry
-_memo_state = {"hits": 0, "ok": True}
-_crop_of = getattr(geometry_module, "_crop_coordinates", None)
-_RNG = threading.local()
+#: A local probe reads this much first: most headers end in it, and a page-cache copy of a
+#: photo's first 64 KiB costs more than the parse (remote reads take HEADER_BYTES, one trip).
+LOCAL_FIRST_READ = 8 * 1024
 
 
-def _reuse(cached: tuple[Row, bool], key: str, params: GeometryParams, seed: int) -> Row:
-    """A cached placement for another key: random crops get this key's offsets."""
-    row, fixed = cached
-    if fixed:
-        return row
-    ints, aspect = row
-    rng = _RNG.__dict__.setdefault("rng", random.Random())  # per thread; seeded as in
-    rng.seed(f"{seed}:{key}")  # compute_geometry: Random(f"{seed}:{key}")
-    top, left = _crop_of(ints[5:7], ints[3:5], params.crop_style, rng)  # type: ignore[misc]
-    return (*ints[:7], top, left, *ints[9:]), aspect
-
-
-def _verified(row: Row, width: int, height: int, key: str, params: GeometryParams,
-              seed: int) -> bool:
-    """Compare a cached placement with a fresh one; a mismatch turns the cache off."""
-    fresh = place(width, height, key, params, seed)
-    if fresh != row:
-        _memo_state["ok"] = False
-        log.warning("placement cache disagrees with compute_geometry for %s (%s vs %s); "
-                    "computing every placement from now on", key, row, fresh)
-    return fresh == row
-
-
-def place(width: int, height: int, key: str, params: GeometryParams, seed: int, *,
-          memo: str | None = None) -> Row:
-    """Filter and bucket one probed image: (code, sizes..., geometry...), aspect bucket.
-
-    With ``memo`` (the params fingerprint), ``compute_geometry`` runs once per distinct size:
-    later images of that size reuse it, and random crops only draw their offsets from the
-    sample's own generator (spot-checked against a full computation every 64 uses).
-    """
-    slot = (memo, seed, width, height) if memo and _memo_state["ok"] else None
-    if slot is not None and slot in _MEMO:
-        row = _reuse(_MEMO[slot], key, params, seed)
-        _memo_state["hits"] += 1
-        if _memo_state["hits"] % _CHECK_EVERY or _verified(row, width, height, key, params, seed):
-            return row
-        return place(width, height, key, params, seed)
-    if geometry_module.filter_reason(width, height, params) is not None:
-        return (REASON_CODES["too_small"], width, height, *_EMPTY_GEOMETRY), 0.0
-    geo = geometry_module.compute_geometry(width, height, params, seed=seed, key=key)
-    code = REASON_CODES["aspect_out_of_range"] if geometry_module.aspect_out_of_range(geo, params) else 0
-    down = geo.downsample_size or (-1, -1)
-    row = ((code, width, height, *geo.target_size, *geo.intermediary_size,
-            *geo.crop_coordinates, *down), geo.aspect_bucket)
-    # no key can change a crop that is not random or has no slack
-    fixed = params.crop_style not in ("random", "face") or geo.intermediary_size == geo.target_size
-    random_aspect = params.crop and params.crop_aspect == "random"
-    if slot is not None and not random_aspect and (fixed or _crop_of is not None):
-        if len(_MEMO) >= _MEMO_LIMIT:
-            _MEMO.clear()
-        _MEMO[slot] = (row, fixed)
-    return row
-
-
-def _failed(reason: str) -> Row:
-    return (REASON_CODES[reason], -1, -1, *_EMPTY_GEOMETRY), 0.0
-
-
-def _probe_read(read: Callable[[int, int], bytes], nbytes: int) -> tuple[None, int, int]:
-    """Probe through ``read(offset, length)``; ``nbytes`` (listed size, -1: unknown) spares
-    the read that finds the end of small files."""
-    want = min(nbytes, probe.HEADER_BYTES) if nbytes >= 0 else probe.HEADER_BYTES
+def _probe_read(read: Callable[[int, int], bytes], nbytes: int,
+                first: int = probe.HEADER_BYTES) -> tuple[None, int, int]:
+    """Probe through ``read(offset, length)``, ``first`` bytes first (then as the probe asks);
+    ``nbytes`` (listed size, -1: unknown) spares the read that finds the end of small files."""
+    want = min(nbytes, first) if nbytes >= 0 else first
     data = read(0, want)
     while True:
         try:
@@ -147,7 +83,7 @@ def probe_local(path: str, nbytes: int = -1) -> tuple[str | None, int, int]:
     try:
         fd = os.open(path, os.O_RDONLY)
         try:
-            return _probe_read(lambda at, n: os.pread(fd, n, at), nbytes)
+            return _probe_read(lambda at, n: os.pread(fd, n, at), nbytes, LOCAL_FIRST_READ)
         finally:
             os.close(fd)
     except Exception as exc:
@@ -198,7 +134,7 @@ def run_task(task: Task, storage: StorageBackend | None = None) -> Chunk:
                  for k, n in zip(task.keys, task.nbytes or [], strict=True)]
     params, seed, memo = task.params, task.seed, task.memo
     assert params is not None
-    out = [_failed(r) if r else place(w, h, k, params, seed, memo=memo)
+    out = [failed_row(r) if r else place(w, h, k, params, seed, memo=memo)
            for (r, w, h), k in zip(found, task.keys, strict=True)]
     ints = np.array([r for r, _ in out], dtype=np.int32).reshape(len(out), ROW_WIDTH)
     return task.rows, ints, np.array([a for _, a in out], dtype=np.float64)

@@ -70,7 +70,9 @@ class LocalDirectory(StorageBackend):
 
     def full(self, path: str) -> str:
         """The absolute path of a relative key."""
-        return os.path.join(self.root, *path.split("/")) if path else self.root
+        if not path:
+            return self.root
+        return f"{self.root}/{path}" if os.sep == "/" else os.path.join(self.root, *path.split("/"))
 
     def list(self, prefix: str = "", *, extensions: Iterable[str] | None = None) -> Iterator[FileInfo]:
         """Walk the tree with scandir; returns sorted relative keys with sizes and mtimes."""
