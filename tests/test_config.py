@@ -244,3 +244,160 @@ def test_type_errors_never_quote_a_credential() -> None:
     assert "`api_token`: expected a string, got int (value hidden)" in lines
     assert "`client_secret`: expected a list, got str (value hidden)" in lines
     assert "123456789" not in text and "hunter2" not in text
+
+
+# --- round trip of every config class, the plugins' included --------------------------------
+
+def _storage_samples(folder: Path) -> dict[str, dict[str, Any]]:
+    """Per backend type: valid values for every key of its ``Config``, none of them default."""
+    return {
+        "local": {"instance_data_dir": str(folder)},
+        "aws": {"aws_bucket_name": "training-data", "aws_data_prefix": "photos/2024",
+                "aws_endpoint_url": "https://minio.example:9000", "aws_region_name": "eu-west-1",
+                "aws_access_key_id": "AKIDFAKEFAKEFAKE", "aws_secret_access_key": "fake/secret",
+                "aws_session_token": "fake-session-token", "aws_max_pool_connections": 7,
+                "aws_retry_mode": "adaptive", "aws_max_attempts": 2, "aws_connect_timeout": 1.5,
+                "aws_read_timeout": 12.25, "aws_list_page_size": 250},
+        "csv": {"csv_file": str(folder / "urls.csv"), "csv_cache_dir": str(folder / "csv-cache"),
+                "csv_url_column": "image_url", "csv_caption_column": "text",
+                "csv_cache_max_bytes": 1 << 20, "csv_timeout": 2.5, "csv_retries": 1,
+                "csv_backoff_seconds": 0.25, "csv_concurrency": 3, "csv_per_host_limit": 2,
+                "csv_quarantine_seconds": 60.0, "csv_max_image_bytes": 1 << 16,
+                "csv_user_agent": "tests/1.0"},
+        "huggingface": {"dataset_name": str(folder / "hf"), "split": "validation",
+                        "revision": "v1.0", "image_column": "picture",
+                        "caption_column": ["title", "description.text"],
+                        "fallback_caption_column": "alt", "width_column": "w",
+                        "height_column": "h", "split_composite_images": True,
+                        "composite_image_column": "pair", "cache_dir": str(folder / "hfc"),
+                        "streaming": True, "num_proc": 2, "filter_function": "os.path:isfile",
+                        "huggingface": {"composite_image_config": {"image_count": 2},
+                                        "filter_func": {"collection": ["art", "photo"],
+                                                        "quality_thresholds": {"q": 1.5},
+                                                        "min_width": 32},
+                                        "file_extension": "png"}},
+    }
+
+
+#: Backend types whose config classes are round-tripped (every installed type must be here).
+STORAGE_TYPES = sorted(_storage_samples(Path("/x")))
+
+#: Every FactoryOptions field with a valid, non-default value.
+OPTION_SAMPLE: dict[str, Any] = {
+    "seed": 11, "train_batch_size": 4, "resolution": 0.5, "resolution_type": "area",
+    "aspect_bucket_alignment": 16, "aspect_bucket_rounding": 3, "maximum_canvas_size": 4096,
+    "output_dir": "/runs/out", "cache_dir": "/runs/cache", "model_family": "flux",
+    "caption_strategy": "textfile", "sampling": "uniform", "short_bucket_policy": "drop",
+    "scan_workers": 2, "vae_cache_ondemand": True, "compress_cache": True}
+
+
+@pytest.fixture
+def installed_registry() -> PluginRegistry:
+    """Every installed plugin (the shared ``registry`` fixture holds only ``local``)."""
+    from databackend.plugins import make_registry
+
+    return make_registry()
+
+
+def _non_default_fields(obj: Any) -> set[str]:
+    return {f.name for f in attrs.fields(type(obj)) if getattr(obj, f.name) != f.default}
+
+
+def test_every_installed_backend_type_has_a_round_trip_sample(
+        installed_registry: PluginRegistry) -> None:
+    assert set(installed_registry.backends) == set(STORAGE_TYPES)
+
+
+@pytest.mark.parametrize("backend_type", STORAGE_TYPES)
+def test_backend_config_classes_round_trip(installed_registry: PluginRegistry,
+                                           backend_type: str, tmp_path: Path) -> None:
+    cls = installed_registry.backends[backend_type].Config
+    values = _storage_samples(tmp_path)[backend_type]
+    conv = make_converter()
+    obj = conv.structure(values, cls)
+    # the sample really exercises every field (a new field needs a value here)
+    assert _non_default_fields(obj) == {f.name for f in attrs.fields(cls)}
+    plain = conv.unstructure(obj)
+    assert plain == values
+    assert json.loads(json.dumps(plain)) == plain  # plain JSON, nothing Python-specific
+    again = conv.structure(plain, cls)
+    assert again == obj and type(again) is cls
+    problems: list[str] = getattr(again, "problems", list)()
+    assert problems == []
+
+
+def test_factory_options_round_trip() -> None:
+    conv = make_converter()
+    opts = conv.structure(OPTION_SAMPLE, FactoryOptions)
+    assert _non_default_fields(opts) == {f.name for f in attrs.fields(FactoryOptions)}
+    assert opts.problems() == []
+    plain = conv.unstructure(opts)
+    assert plain == OPTION_SAMPLE
+    assert conv.structure(json.loads(json.dumps(plain)), FactoryOptions) == opts
+    # the CLI/mapping path gives the same options
+    assert FactoryOptions.from_mapping(plain) == opts
+
+
+def _entry(backend_type: str, tmp_path: Path) -> dict[str, Any]:
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    return {"id": f"{backend_type}-set", "type": backend_type, "crop": True,
+            "crop_aspect": "closest", "crop_aspect_buckets": [0.75, 1.0], "repeats": 2,
+            "probability": 0.5, "resolution": 512, "resolution_type": "pixel",
+            "caption_strategy": {"csv": "csv", "huggingface": "huggingface"}.get(
+                backend_type, "filename"),
+            **_storage_samples(tmp_path)[backend_type]}
+
+
+def _rebuild(plain: dict[str, Any], registry: PluginRegistry, cls: type[Any]) -> Any:
+    """Structure an unstructured entry: the core class, then ``storage`` with its plugin's
+    ``Config`` (the core class types ``storage`` as Any, so it cannot do that part)."""
+    conv = make_converter()
+    core = conv.structure({**plain, "storage": None}, cls)
+    storage = conv.structure(plain["storage"], registry.backends[plain["type"]].Config)
+    return attrs.evolve(core, storage=storage)
+
+
+@pytest.mark.parametrize("backend_type", STORAGE_TYPES)
+def test_loaded_entry_round_trip_keeps_the_storage_part(installed_registry: PluginRegistry,
+                                                        backend_type: str,
+                                                        tmp_path: Path) -> None:
+    raw = _entry(backend_type, tmp_path / "data")
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps([raw]))
+    (entry,) = load_config(path, installed_registry,
+                           FactoryOptions(output_dir=str(tmp_path / "o"))).entries
+    cfg_cls = installed_registry.backends[backend_type].Config
+    assert isinstance(entry, ImageBackendConfig) and type(entry.storage) is cfg_cls
+    conv = make_converter()
+    plain = conv.unstructure(entry)
+    # the plugin-specific part is kept, nested under `storage`, with every key given
+    assert plain["storage"] == conv.unstructure(entry.storage)
+    assert {k: plain["storage"][k] for k in _storage_samples(tmp_path / "data")[backend_type]} \
+        == _storage_samples(tmp_path / "data")[backend_type]
+    assert plain["crop"] is True and plain["repeats"] == 2
+    assert _rebuild(plain, installed_registry, ImageBackendConfig) == entry
+    # flattened back into a config entry (the JSON file's shape), it loads to the same entry
+    flat = {k: v for k, v in plain.items() if k != "storage"} | plain["storage"]
+    path.write_text(json.dumps([flat]))
+    (reloaded,) = load_config(path, installed_registry,
+                              FactoryOptions(output_dir=str(tmp_path / "o"))).entries
+    assert reloaded == entry
+
+
+@pytest.mark.parametrize(("cls", "backend_type"), [(TextEmbedBackendConfig, "local"),
+                                                   (ImageEmbedBackendConfig, "aws")])
+def test_cache_entries_round_trip_with_storage(installed_registry: PluginRegistry,
+                                               cls: type[Any], backend_type: str,
+                                               tmp_path: Path) -> None:
+    raw = {"id": "cache", "type": backend_type, "dataset_type": cls.KINDS[0],
+           "cache_dir": "/caches/c", "write_batch_size": 7, "compress_cache": True,
+           **_storage_samples(tmp_path)[backend_type]}
+    (entry,) = load_config([raw], installed_registry).entries
+    assert type(entry) is cls and entry.storage is not None
+    conv = make_converter()
+    plain = conv.unstructure(entry)
+    sample = _storage_samples(tmp_path)[backend_type]
+    assert plain["storage"] == conv.unstructure(entry.storage)
+    assert {k: plain["storage"][k] for k in sample} == sample
+    assert plain["cache_dir"] == "/caches/c" and plain["write_batch_size"] == 7
+    assert _rebuild(plain, installed_registry, cls) == entry

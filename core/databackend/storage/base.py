@@ -28,7 +28,7 @@ from __future__ import annotations
 import builtins
 import io
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, BinaryIO, ClassVar
 
@@ -146,6 +146,18 @@ class StorageBackend(ABC):
     def describe(self) -> str:
         """A short, secret-free description for logs and reports (``local:/data/cats``)."""
         return f"{self.name}:{self.root_override or ''}"
+
+    def scan_summary(self) -> dict[str, Any]:
+        """Backend-specific figures for scan reports (``databackend scan`` prints them after the
+        bucket table and adds them to ``--json`` as ``"storage"``): JSON-ready values (numbers,
+        strings, nested dicts), never credentials. The default has none (``{}``)."""
+        return {}
+
+    def add_listener(self, listener: Callable[[Any], None]) -> None:
+        """Call ``listener(event)`` after every transfer, for progress displays (``databackend
+        scan`` counts them). An event has ``kind`` (``"download"``, ``"range"``,
+        ``"cache_hit"`` or ``"failure"``) and ``nbytes``. Listeners may run on reading threads
+        and must be quick. The default has no transfers to report and ignores the listener."""
 
     def close(self) -> None:
         """Release connections or pools; the default holds none."""

@@ -203,9 +203,11 @@ class CsvBackend(StorageBackend):
         return {"total": blocked, "by_reason": by_reason, "due": len(quarantine) - blocked}
 
     def scan_summary(self) -> dict[str, Any]:
-        """Counters for a scan report: rows, this session's network and cache counters
-        (``requests``, ``downloads``, ``range_reads``, ``bytes_downloaded``, ``cache_hits``,
-        ``failures`` by reason...), the quarantine, and the cache's size and evictions."""
+        """Counters for a scan report (the ``StorageBackend`` hook ``databackend scan``
+        prints): rows, this session's network and cache counters (``requests``,
+        ``downloads``, ``range_reads``, ``bytes_downloaded``, ``cache_hits``, ``failures`` by
+        reason...), the quarantine (still reported once its URLs are left out of listings),
+        and the cache's size and evictions. No URLs, so no credentials."""
         cache = self.downloader.cache
         return {"rows": len(self.table), **self.stats.snapshot(),
                 "quarantine": self.quarantine_report(),

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import basic_columns, composite, encode
+from conftest import SIZES, basic_columns, composite, encode
 
 from databackend.errors import ConfigError
 from databackend.options import FactoryOptions
@@ -22,9 +22,11 @@ def quality(n: int) -> list[dict[str, float]]:
     return [{"aesthetic": float(k % 4), "sharpness": 0.5 + (k % 2) / 2} for k in range(n)]
 
 
+@pytest.mark.parametrize("streaming", [False, True], ids=["normal", "streaming"])
 def test_filters_are_applied_and_counted_by_reason(write_parquet: Callable[..., Path],
                                                    open_hf: Opener, tmp_path: Path,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+                                                   monkeypatch: pytest.MonkeyPatch,
+                                                   streaming: bool) -> None:
     n = 16
     columns = basic_columns(n, collection=["art" if k % 3 else "photo" for k in range(n)],
                             quality_assessment=quality(n), nsfw=[k == 5 for k in range(n)])
@@ -37,10 +39,11 @@ def test_filters_are_applied_and_counted_by_reason(write_parquet: Callable[..., 
             return not row["nsfw"]
     """))
     monkeypatch.syspath_prepend(str(module.parent))
-    _, meta = open_hf(dataset_name=str(folder), filter_function="hf_filters_for_test:safe",
-                      huggingface={"filter_func": {
-                          "collection": ["art"], "quality_thresholds": {"aesthetic": 1.0},
-                          "min_width": 70}})
+    storage, meta = open_hf(dataset_name=str(folder), filter_function="hf_filters_for_test:safe",
+                            huggingface={"streaming": streaming, "filter_func": {
+                                "collection": ["art"], "quality_thresholds": {"aesthetic": 1.0},
+                                "min_width": 70}})
+    assert storage.streaming is streaming
     report = meta.scan(progress=False)
     rows = set(range(n))
     rows -= {k for k in range(n) if k % 3 == 0}  # collection
@@ -52,12 +55,22 @@ def test_filters_are_applied_and_counted_by_reason(write_parquet: Callable[..., 
     assert sorted(int(p.split(".")[0]) for p in meta.index.paths) == sorted(rows - small)
     assert report.counts["skipped"] == n - len(rows - small)
     assert report.examples["collection"][0] == "0.jpg"
+    kept = sorted(rows - small)
+    # paths are the rows' unfiltered positions, and each loads that row's image
+    assert meta.index.paths == [f"{k}.jpg" for k in kept]
+    assert [meta.load_image(i).size for i in range(len(kept))] == [SIZES[k % len(SIZES)]
+                                                                   for k in kept]
+    if streaming:  # only the kept rows were copied to the row store
+        assert storage.row_store is not None and len(storage.row_store) == len(kept)
+        assert not storage.exists("0.jpg") and storage.exists(f"{kept[0]}.jpg")
     # a reused index reports the filters again
     _, again = open_hf(dataset_name=str(folder), filter_function="hf_filters_for_test:safe",
-                       huggingface={"filter_func": {
+                       huggingface={"streaming": streaming, "filter_func": {
                            "collection": ["art"], "quality_thresholds": {"aesthetic": 1.0},
                            "min_width": 70}})
-    assert again.scan(progress=False).skipped == report.skipped
+    second = again.scan(progress=False)
+    assert second.skipped == report.skipped
+    assert again.index.paths == meta.index.paths
 
 
 def test_quality_thresholds_on_top_level_columns(write_parquet: Callable[..., Path],
