@@ -44,7 +44,22 @@ class UnknownBackendError(DatabackendError):
 
 
 class StorageError(DatabackendError):
-    """A storage backend operation failed; the message names the dataset and the location."""
+    """A storage backend operation failed; the message names the dataset and the location.
+
+    ``fatal`` (default False) says the failure is not about one file: every further request
+    would fail the same way (a missing bucket, rejected credentials, access denied, an
+    unreachable endpoint). A metadata scan stops and raises a fatal error instead of recording
+    the file as ``unreadable``; a non-fatal one only costs that file (read again next scan).
+    Backends decide: pass ``fatal=True`` or set the attribute.
+    """
+
+    fatal: bool = False
+
+    def __init__(self, *args: object, fatal: bool | None = None) -> None:
+        """``args`` as for :class:`Exception`; ``fatal`` overrides the class default."""
+        super().__init__(*args)
+        if fatal is not None:
+            self.fatal = fatal
 
 
 class CacheError(DatabackendError):

@@ -30,6 +30,7 @@ import attrs
 import numpy as np
 
 from databackend import imageprobe as probe
+from databackend.errors import StorageError
 from databackend.geometry import GeometryParams
 from databackend.metadata.captions import caption_file_of
 from databackend.metadata.index import DatasetIndex
@@ -67,8 +68,21 @@ def _probe_read(read: Callable[[int, int], bytes], nbytes: int,
             data += read(len(data), want - len(data))
 
 
+def _fatal(exc: Exception) -> bool:
+    """Whether ``exc`` is a storage error that stops the scan (``StorageError.fatal``)."""
+    return isinstance(exc, StorageError) and exc.fatal
+
+
 def _reason(exc: Exception, name: str, read_errors: type[Exception]) -> tuple[str, int, int]:
-    """The skip reason of a failed probe; ``read_errors`` are what counts as unreadable."""
+    """The skip reason of a failed probe; ``read_errors`` are what counts as unreadable.
+
+    A fatal :class:`~databackend.errors.StorageError` (missing bucket, access denied,
+    unreachable endpoint...) is no reason to skip one file: it is raised again and stops the
+    scan, so the backend's message reaches the user once instead of every file being
+    recorded as ``unreadable``.
+    """
+    if _fatal(exc):
+        raise exc
     if isinstance(exc, probe.NotAnImage):
         return "not_an_image", -1, -1
     if not isinstance(exc, probe.CorruptImage):
@@ -92,7 +106,8 @@ def probe_local(path: str, nbytes: int = -1) -> tuple[str | None, int, int]:
 
 def probe_remote(storage: StorageBackend, key: str, nbytes: int = -1
                  ) -> tuple[str | None, int, int]:
-    """Like :func:`probe_local` over ``storage.read_range`` (any storage error: unreadable)."""
+    """Like :func:`probe_local` over ``storage.read_range``: a failed read is ``unreadable``,
+    except a fatal storage error, which is raised (see :func:`_reason`)."""
     try:
         return _probe_read(lambda at, n: storage.read_range(key, at, n), nbytes)
     except Exception as exc:

@@ -111,11 +111,16 @@ def _stack(tensors: Sequence[torch.Tensor], what: str) -> torch.Tensor:
     first = tensors[0]
     if first.ndim == 0 or first.device.type != "cpu":
         return torch.stack(list(tensors))
+    if first.dtype != torch.bfloat16:  # numpy has every other cached dtype
+        arrays = [t.numpy() for t in tensors]
+        if len({a.dtype for a in arrays}) == 1:
+            try:
+                return torch.from_numpy(np.stack(arrays))
+            except ValueError:  # shapes differ
+                pass
     if any(t.shape != first.shape or t.dtype != first.dtype for t in tensors):
         found = sorted({(tuple(t.shape), str(t.dtype)) for t in tensors})
         raise ValueError(f"{what}: shapes differ within one batch: {found}")
-    if first.dtype != torch.bfloat16:  # numpy has every other cached dtype
-        return torch.from_numpy(np.stack([t.numpy() for t in tensors]))
     out = torch.empty((len(tensors), *first.shape), dtype=first.dtype)
     dst = out.view(torch.uint8).numpy()
     for i, t in enumerate(tensors):

@@ -65,6 +65,8 @@ class DataRuntime:
         if not datasets:
             raise ValueError("the runtime needs at least one dataset")
         self.datasets = tuple(sorted(datasets, key=lambda d: d.id))
+        self._ids = tuple(d.id for d in self.datasets)
+        self._sources = {d.id: d.source for d in self.datasets}
         self.seed, self.rank, self.world_size = seed, rank, world_size
         self.max_epochs = max_epochs
         self.samplers = tuple(BucketSampler(
@@ -88,7 +90,7 @@ class DataRuntime:
     @property
     def ids(self) -> tuple[str, ...]:
         """Dataset ids in selection order (sorted)."""
-        return tuple(d.id for d in self.datasets)
+        return self._ids
 
     @property
     def reports(self) -> dict[str, tuple[BucketReport, ...]]:
@@ -150,7 +152,7 @@ class DataRuntime:
 
     def assemble(self, plan: StepPlan) -> Batch:
         """Read and stack this rank's samples of ``plan``."""
-        source = self.datasets[self.ids.index(plan.dataset_id)].source
+        source = self._sources[plan.dataset_id]
         samples = source.samples([int(i) for i in plan.indices], epoch=plan.epoch, step=plan.step)
         return collate(samples, dataset_id=plan.dataset_id, bucket=plan.bucket,
                        indices=plan.indices.tolist(), epoch=plan.epoch, step=plan.step)

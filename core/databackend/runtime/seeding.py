@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
+from functools import lru_cache
 
 import numpy as np
 
@@ -18,6 +19,7 @@ __all__ = ["generator", "stable_id", "uniform"]
 _MASK = (1 << 63) - 1
 
 
+@lru_cache(maxsize=4096)  # a pure function of its argument: dataset ids and stream names
 def stable_id(text: str) -> int:
     """A process-independent 63-bit integer for ``text`` (BLAKE2b of its UTF-8 bytes)."""
     digest = hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest()

@@ -23,7 +23,7 @@ from botocore import exceptions as bx
 from databackend.errors import StorageError
 from databackend_aws.redact import redact
 
-__all__ = ["Breaker", "S3StorageError", "Where", "translate"]
+__all__ = ["FATAL_KINDS", "Breaker", "S3StorageError", "Where", "translate"]
 
 log = logging.getLogger(__name__)
 
@@ -41,15 +41,21 @@ _NO_CREDENTIALS = (bx.NoCredentialsError, bx.PartialCredentialsError,
                    bx.CredentialRetrievalError)
 #: Errors that mean "every request will fail", whatever the key or operation.
 _FATAL_FOR_ALL = frozenset({"no_bucket", "credentials", "unreachable"})
+#: Kinds marked ``fatal`` (see :class:`databackend.errors.StorageError`): a scan stops on them.
+FATAL_KINDS = _FATAL_FOR_ALL | {"access_denied"}
 
 
 class S3StorageError(StorageError):
-    """An S3 request failed; ``kind`` classifies it, ``code``/``status`` come from S3."""
+    """An S3 request failed; ``kind`` classifies it, ``code``/``status`` come from S3.
+
+    ``fatal`` is True for the kinds in :data:`FATAL_KINDS` (missing bucket, rejected or missing
+    credentials, access denied, unreachable endpoint): a metadata scan stops on them.
+    """
 
     def __init__(self, message: str, *, kind: str, code: str | None = None,
                  status: int | None = None, key: str | None = None) -> None:
         """Keep the classification next to the (already secret-free) message."""
-        super().__init__(message)
+        super().__init__(message, fatal=kind in FATAL_KINDS)
         self.kind = kind
         self.code = code
         self.status = status
