@@ -366,3 +366,24 @@ def test_local_probe_reads_past_a_large_header(tmp_path: Path) -> None:
     assert path.read_bytes().find(b"\xff\xc0") > 4 * LOCAL_FIRST_READ
     assert probe_local(str(path), path.stat().st_size) == (None, 321, 123)
     assert probe_local(str(path)) == (None, 321, 123)  # size unknown
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_cold_scan_records_real_sizes_and_mtimes(registry: PluginRegistry, tmp_path: Path,
+                                                 workers: int) -> None:
+    """A cold local scan lists names only and stats where it opens each file; the index still
+    holds every file's real size and mtime, so the next scan finds all of them unchanged."""
+    root = tmp_path / "images"
+    for i in range(1100):  # above the in-process limit, so workers=2 uses the process pool
+        write_image(root / f"{i % 7}" / f"{i:05d}.png", 16 + i % 9, 16, seed=i)
+    (root / "0" / "bad.png").write_bytes(b"not a png")
+    options = {"scan_workers": workers}
+    meta = make_meta(registry, tmp_path / "out", root, options=options)
+    report = meta.scan(progress=False)
+    assert report.counts["kept"] == 1100 and report.skipped == {"not_an_image": 1}
+    index = meta.index
+    for k in range(0, len(index), 97):
+        st = os.stat(root / index.paths[k])
+        assert (int(index.file_size[k]), float(index.mtime[k])) == (st.st_size, st.st_mtime)
+    again = make_meta(registry, tmp_path / "out", root, options=options).scan(progress=False)
+    assert again.counts["probed"] == 0 and again.counts["unchanged"] == 1101

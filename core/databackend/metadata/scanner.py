@@ -38,14 +38,15 @@ from databackend.metadata.placement import failed_row, place
 from databackend.storage.base import FileInfo, StorageBackend
 
 __all__ = ["ROW_WIDTH", "Chunk", "Known", "Listing", "Prober", "Task", "assemble", "path_order",
-           "place", "probe_local", "probe_remote", "run_task", "stored_listing"]
+           "place", "probe_local", "probe_local_stat", "probe_remote", "run_task", "stored_listing"]
 
 log = logging.getLogger(__name__)
 
 #: Columns of a row: code, orig W, H, target W, H, intermediary W, H, crop top, left, down W, H.
 ROW_WIDTH = 11
 MIN_POOL_FILES = 1024  # below this many files a process pool costs more than it saves
-Chunk = tuple[np.ndarray, np.ndarray, np.ndarray]  # (row ids, int32 (k, ROW_WIDTH), aspects)
+#: (row ids, int32 (k, ROW_WIDTH), aspects, (size, mtime) per row when the task stat'ed)
+Chunk = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]
 
 
 #: A local probe reads this much first: most headers end in it, and a page-cache copy of a
@@ -93,15 +94,28 @@ def _reason(exc: Exception, name: str, read_errors: type[Exception]) -> tuple[st
 
 
 def probe_local(path: str, nbytes: int = -1) -> tuple[str | None, int, int]:
-    """(failure reason or None, width, height) of a local file; never raises for bad files."""
+    """(failure reason or None, width, height) of a local file; never raises for bad files.
+    ``nbytes`` is accepted for symmetry with :func:`probe_remote`; ``fstat`` knows better."""
+    reason, width, height, _, _ = probe_local_stat(path)
+    return reason, width, height
+
+
+def probe_local_stat(path: str) -> tuple[str | None, int, int, int, float]:
+    """:func:`probe_local` plus the file's byte size and mtime from ``fstat`` of the open file
+    (-1 and 0.0 when it cannot be opened): a cold scan lists names only and stats here."""
+    size, mtime = -1, 0.0
+    found: tuple[str | None, int, int]
     try:
         fd = os.open(path, os.O_RDONLY)
         try:
-            return _probe_read(lambda at, n: os.pread(fd, n, at), nbytes, LOCAL_FIRST_READ)
+            st = os.fstat(fd)
+            size, mtime = st.st_size, st.st_mtime
+            found = _probe_read(lambda at, n: os.pread(fd, n, at), size, LOCAL_FIRST_READ)
         finally:
             os.close(fd)
     except Exception as exc:
-        return _reason(exc, path, OSError)
+        found = _reason(exc, path, OSError)
+    return (*found, size, mtime)
 
 
 def probe_remote(storage: StorageBackend, key: str, nbytes: int = -1
@@ -126,6 +140,7 @@ class Task:
     params: GeometryParams | None = None
     seed: int = 0
     memo: str | None = None
+    stat: bool = False  # local probes also return (size, mtime): the listing did not stat
 
 
 _WORKER_STORAGE: list[StorageBackend] = []  # set in pool workers by their initializer
@@ -138,9 +153,13 @@ def _init_worker(storage: StorageBackend) -> None:
 def run_task(task: Task, storage: StorageBackend | None = None) -> Chunk:
     """Probe (or only place) one chunk; runs in a worker process, a thread or in-process."""
     found: list[tuple[str | None, int, int]]
-    store = storage or _WORKER_STORAGE[0]
+    store, stats = storage or _WORKER_STORAGE[0], None
     if task.sizes is not None:
         found = [(None, int(w), int(h)) for w, h in task.sizes]
+    elif task.local and task.stat:
+        full = [probe_local_stat(store.local_path(k) or k) for k in task.keys]
+        found = [(r, w, h) for r, w, h, _, _ in full]
+        stats = np.array([(s, m) for _, _, _, s, m in full], np.float64).reshape(len(full), 2)
     elif task.local:
         found = [probe_local(store.local_path(k) or k, n)
                  for k, n in zip(task.keys, task.nbytes or [], strict=True)]
@@ -152,7 +171,7 @@ def run_task(task: Task, storage: StorageBackend | None = None) -> Chunk:
     out = [failed_row(r) if r else place(w, h, k, params, seed, memo=memo)
            for (r, w, h), k in zip(found, task.keys, strict=True)]
     ints = np.array([r for r, _ in out], dtype=np.int32).reshape(len(out), ROW_WIDTH)
-    return task.rows, ints, np.array([a for _, a in out], dtype=np.float64)
+    return task.rows, ints, np.array([a for _, a in out], dtype=np.float64), stats
 
 
 def default_workers() -> int:
@@ -190,6 +209,8 @@ class Prober:
         self._local: bool | None = None
         self._done: queue.SimpleQueue[Future[Chunk]] = queue.SimpleQueue()
         self._inflight = 0
+        #: local probes return sizes and mtimes (set by a cold scan that listed names only)
+        self.stat_files = False
 
     def __enter__(self) -> Prober:
         return self
@@ -221,7 +242,8 @@ class Prober:
             return Task(rows, keys, sizes=sizes, params=self.params, seed=self.seed,
                         memo=self.memo)
         return Task(rows, keys, bool(self._local), [n for _, _, n in items],
-                    params=self.params, seed=self.seed, memo=self.memo)
+                    params=self.params, seed=self.seed, memo=self.memo,
+                    stat=bool(self._local) and self.stat_files)
 
     def _tasks(self, pending: Sequence[tuple[int, str, Any]]) -> Iterator[Task]:
         step = self._step

@@ -7,6 +7,7 @@ plugin builds the ``local`` dataset type on top of it.
 from __future__ import annotations
 
 import contextlib
+import operator
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -17,17 +18,19 @@ from databackend.storage.base import FileInfo, StorageBackend
 __all__ = ["IGNORED_DIRS", "LocalDirectory"]
 
 #: Folders that operating systems and tools create and that never hold dataset files.
+_NAME = operator.attrgetter("name")
 IGNORED_DIRS = frozenset(
     {".Spotlight-V100", ".Trashes", ".fseventsd", ".TemporaryItems", ".zfs",
      ".ipynb_checkpoints", ".git", "__pycache__"}
 )
 
 
-def _walk(top: str, rel: str, seen: set[tuple[int, int]],
-          exts: frozenset[str] | None) -> Iterator[FileInfo]:
-    """Depth-first scandir walk yielding files; follows symlinked folders once (cycle safe)."""
+def _walk(top: str, rel: str, seen: set[tuple[int, int]], exts: frozenset[str] | None,
+          lazy: frozenset[str]) -> Iterator[FileInfo]:
+    """Depth-first scandir walk yielding files; follows symlinked folders once (cycle safe).
+    Files with an extension in ``lazy`` are not stat'ed: size -1, mtime 0.0."""
     try:
-        entries = sorted(os.scandir(top), key=lambda e: e.name)
+        entries = sorted(os.scandir(top), key=_NAME)
     except (PermissionError, FileNotFoundError, NotADirectoryError):
         return
     for entry in entries:
@@ -39,15 +42,19 @@ def _walk(top: str, rel: str, seen: set[tuple[int, int]],
             if (st.st_dev, st.st_ino) in seen:
                 continue
             seen.add((st.st_dev, st.st_ino))
-            yield from _walk(entry.path, f"{rel}{name}/", seen, exts)
-        elif name.endswith(".tmp-db"):
+            yield from _walk(entry.path, f"{rel}{name}/", seen, exts, lazy)
             continue
-        elif exts is None or name.rpartition(".")[2].lower() in exts:
-            try:
-                st = entry.stat()
-            except OSError:
-                continue
-            yield FileInfo(f"{rel}{name}", st.st_size, st.st_mtime)
+        ext = name.rpartition(".")[2].lower()
+        if ext == "tmp-db" or (exts is not None and ext not in exts):
+            continue
+        if ext in lazy:
+            yield FileInfo(f"{rel}{name}", -1, 0.0)
+            continue
+        try:
+            st = entry.stat()
+        except OSError:
+            continue
+        yield FileInfo(f"{rel}{name}", st.st_size, st.st_mtime)
 
 
 class LocalDirectory(StorageBackend):
@@ -74,14 +81,20 @@ class LocalDirectory(StorageBackend):
             return self.root
         return f"{self.root}/{path}" if os.sep == "/" else os.path.join(self.root, *path.split("/"))
 
-    def list(self, prefix: str = "", *, extensions: Iterable[str] | None = None) -> Iterator[FileInfo]:
-        """Walk the tree with scandir; returns sorted relative keys with sizes and mtimes."""
+    def list(self, prefix: str = "", *, extensions: Iterable[str] | None = None,
+             unstatted: Iterable[str] = ()) -> Iterator[FileInfo]:
+        """Walk the tree with scandir; returns sorted relative keys with sizes and mtimes.
+
+        Files with an extension in ``unstatted`` come without a stat (size -1, mtime 0.0): a
+        cold scan stats them where it opens them anyway.
+        """
         exts = frozenset(e.lower().lstrip(".") for e in extensions) if extensions else None
+        lazy = frozenset(e.lower().lstrip(".") for e in unstatted)
         top = self.full(prefix.rstrip("/"))
         rel = f"{prefix.rstrip('/')}/" if prefix else ""
         st = os.stat(top) if os.path.isdir(top) else None
         seen = {(st.st_dev, st.st_ino)} if st else set()
-        yield from _walk(top, rel, seen, exts)
+        yield from _walk(top, rel, seen, exts, lazy)
 
     def read(self, path: str) -> bytes:
         """Read a whole file."""
