@@ -225,21 +225,21 @@ class KeyMemo:
 
     def __init__(self, maxsize: int = 1 << 17) -> None:
         """Keep at most ``maxsize`` values."""
-        self.maxsize, self._values = maxsize, dict[Any, Any]()
+        self.maxsize, self.values = maxsize, dict[Any, Any]()
 
     def get(self, key: Any, compute: Callable[[], Any]) -> Any:
         """The memoised value of ``key``, computed (and stored) on first use."""
         try:
-            return self._values[key]
+            return self.values[key]
         except KeyError:
-            value = self._values[key] = compute()
-            if len(self._values) > self.maxsize:
-                del self._values[next(iter(self._values))]
+            value = self.values[key] = compute()
+            if len(self.values) > self.maxsize:
+                del self.values[next(iter(self.values))]
             return value
 
     def clear(self) -> None:
         """Forget everything (the inputs of the keys changed)."""
-        self._values.clear()
+        self.values.clear()
 
 
 class CacheBase:

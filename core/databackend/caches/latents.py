@@ -134,6 +134,14 @@ class LatentCache(CacheBase):
             self._memo_index = index
         return self._memo.get(i, lambda: self._compute_location(i))  # type: ignore[no-any-return]
 
+    def _locate_many(self, indices: Sequence[int]) -> list[tuple[SampleGeometry, str, str]]:
+        """:meth:`_locate` of each index (one memo check for the batch)."""
+        if not indices:
+            return []
+        self._locate(indices[0])  # (re)binds the memo to the current index
+        values = self._memo.values
+        return [values[i] if i in values else self._locate(i) for i in indices]
+
     def _compute_location(self, i: int) -> tuple[SampleGeometry, str, str]:
         geometry = self._geometry(i)
         key = keys.latent_key(self.identity, self.source.sample_key(i), geometry)
@@ -156,7 +164,7 @@ class LatentCache(CacheBase):
         if self.disable:
             return self._encode_now(list(indices), write=False)
         unique = list(dict.fromkeys(indices))
-        located = [self._locate(i) for i in unique]
+        located = self._locate_many(unique)
         entries = self._read([p for _, _, p in located], [k for _, k, _ in located])
         found: dict[int, LatentEntry] = {}
         todo: list[int] = []

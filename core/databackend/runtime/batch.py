@@ -89,19 +89,20 @@ class Batch:
             target_sizes=move(self.target_sizes))
 
 
-def _stack_embeds(samples: Sequence[Sample], where: str) -> dict[str, torch.Tensor]:
-    names = list(samples[0].text_embeds)
+def _stack_embeds(samples: Sequence[Sample]) -> dict[str, torch.Tensor]:
     out: dict[str, torch.Tensor] = {}
-    for name in names:
+    for name in samples[0].text_embeds:
         values = [s.text_embeds.get(name) for s in samples]
         if any(v is None for v in values):
-            raise ValueError(f"{where}: text embedding {name!r} is missing for some samples")
-        out[name] = _stack([v for v in values if v is not None], f"{where}: text embedding "
-                           f"{name!r}")
+            raise ValueError(f"text embedding {name!r} is missing for some samples")
+        try:
+            out[name] = _stack([v for v in values if v is not None])
+        except ValueError as exc:
+            raise ValueError(f"text embedding {name!r}: {exc}") from None
     return out
 
 
-def _stack(tensors: Sequence[torch.Tensor], what: str) -> torch.Tensor:
+def _stack(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
     """``torch.stack`` as single-threaded copies (``np.stack``; bytes for bfloat16).
 
     ``torch.stack`` splits copies of this size over the intra-op thread pool, which the fetch
@@ -120,7 +121,7 @@ def _stack(tensors: Sequence[torch.Tensor], what: str) -> torch.Tensor:
                 pass
     if any(t.shape != first.shape or t.dtype != first.dtype for t in tensors):
         found = sorted({(tuple(t.shape), str(t.dtype)) for t in tensors})
-        raise ValueError(f"{what}: shapes differ within one batch: {found}")
+        raise ValueError(f"shapes differ within one batch: {found}")
     out = torch.empty((len(tensors), *first.shape), dtype=first.dtype)
     dst = out.view(torch.uint8).numpy()
     for i, t in enumerate(tensors):
@@ -133,17 +134,21 @@ def collate(samples: Sequence[Sample], *, dataset_id: str, bucket: Bucket, indic
     """Stack ``samples`` (all from ``bucket`` of ``dataset_id``) into a :class:`Batch`."""
     if not samples:
         raise ValueError(f"dataset {dataset_id!r}: cannot collate an empty batch")
-    where = f"dataset {dataset_id!r} bucket {bucket[0]}x{bucket[1]} step {step}"
+    try:
+        latents = _stack([s.latents for s in samples])
+    except ValueError as exc:
+        raise ValueError(f"dataset {dataset_id!r} bucket {bucket[0]}x{bucket[1]} step {step}: "
+                         f"latents: {exc}") from None
+    try:
+        embeds = _stack_embeds(samples)
+    except ValueError as exc:
+        raise ValueError(f"dataset {dataset_id!r} bucket {bucket[0]}x{bucket[1]} step {step}: "
+                         f"{exc}") from None
     sizes = np.array([(*s.original_size, *s.crop_coordinates, *s.target_size)
-                      for s in samples], dtype=np.int64)
-
-    def column(k: int) -> torch.Tensor:
-        """Columns ``k, k+1`` of the size table as a tensor."""
-        return torch.from_numpy(np.ascontiguousarray(sizes[:, k:k + 2]))
-
-    return Batch(latents=_stack([s.latents for s in samples], f"{where}: latents"),
-                 text_embeds=_stack_embeds(samples, where),
-                 original_sizes=column(0), crop_coords=column(2), target_sizes=column(4),
+                      for s in samples], dtype=np.int64).reshape(-1, 3, 2).transpose(1, 0, 2)
+    original, crop, target = (torch.from_numpy(x) for x in sizes.copy())
+    return Batch(latents=latents, text_embeds=embeds, original_sizes=original,
+                 crop_coords=crop, target_sizes=target,
                  captions=[s.caption for s in samples],
                  sample_ids=[f"{dataset_id}:{s.path}" for s in samples],
                  indices=[int(i) for i in indices], dataset_id=dataset_id, bucket=bucket,

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from databackend.caches.base import KeyMemo
 from databackend.runtime.batch import Sample
 from databackend.runtime.seeding import uniform
 
@@ -50,6 +51,7 @@ class CachedSource:
         self.dataset_id = dataset_id
         self.index, self.latents, self.texts, self.seed = index, latents, texts, seed
         self._buckets = dict(buckets) if buckets is not None else None
+        self._captions = KeyMemo()  # decoded from the index's compact table once per sample
 
     def buckets(self) -> dict[Bucket, np.ndarray]:
         """``(W, H) -> sorted sample indices`` of the scanned index."""
@@ -57,7 +59,7 @@ class CachedSource:
 
     def caption(self, i: int, *, epoch: int, step: int) -> str:
         """The caption sample ``i`` uses at ``(epoch, step)``."""
-        captions = self.index.captions_of(i)
+        captions: tuple[str, ...] = self._captions.get(i, lambda: self.index.captions_of(i))
         if not captions:
             return ""
         if len(captions) == 1:
@@ -70,8 +72,7 @@ class CachedSource:
         entries = self.latents.get_many(indices)
         captions = [self.caption(i, epoch=epoch, step=step) for i in indices]
         embeds = self.texts.get_many(captions)
-        return [Sample(latents=e.latents, text_embeds=t, original_size=tuple(e.original_size),
-                       crop_coordinates=tuple(e.crop_coordinates),
-                       target_size=tuple(e.target_size), caption=c,
-                       path=str(self.index.paths[i]))
-                for i, e, t, c in zip(indices, entries, embeds, captions, strict=True)]
+        return [Sample(latents=e.latents, text_embeds=t, original_size=e.original_size,
+                       crop_coordinates=e.crop_coordinates, target_size=e.target_size,
+                       caption=c, path=e.path)
+                for e, t, c in zip(entries, embeds, captions, strict=True)]
