@@ -198,3 +198,48 @@ def test_no_batch_at_all_is_a_config_error(dataset_dirs: Path, tmp_path: Path) -
     entries[-1].update(train_batch_size=64, short_bucket_policy="drop")
     with pytest.raises(ConfigError, match="no dataset yields a batch"):
         factory(entries, tmp_path).build()
+
+
+def test_image_cut_short_after_its_header_is_left_out_not_fatal(
+        dataset_dirs: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A JPEG truncated in its image data (a half-finished download) passes the header scan;
+    the latent precompute cannot decode it, so it is named, counted and left out of training,
+    and a whole epoch iterates without touching it, now and on the next build."""
+    victim = dataset_dirs / "b" / "sub" / "pic_03.jpg"
+    data = victim.read_bytes()
+    victim.write_bytes(data[:len(data) // 2])
+    entries = config(dataset_dirs, tmp_path)
+    for _attempt in range(2):
+        with caplog.at_level(logging.WARNING, logger="databackend.factory"):
+            f = factory(entries, tmp_path, max_epochs=1).build()
+        assert f.metadata["b"].report.counts["kept"] == 8  # the header scan cannot tell
+        assert f.excluded == {"b": ["sub/pic_03.jpg"]}
+        assert "left out of training" in caplog.text and "sub/pic_03.jpg" in caplog.text
+        batches = list(f.iterator())
+        f.close()
+        assert batches and all("b:sub/pic_03.jpg" not in b.sample_ids for b in batches)
+        assert sum(len(b) for b in batches if b.dataset_id == "b") >= 7
+        assert f.summary()["excluded"] == {"b": ["sub/pic_03.jpg"]}
+        caplog.clear()
+
+
+def test_multiline_caption_file_gives_one_caption_per_step(
+        make_images: Callable[..., Path], tmp_path: Path) -> None:
+    """A three-line caption file: each step uses one line (SimpleTuner's behaviour), chosen as a
+    pure function of seed, epoch and step, so two factories agree and every line gets used."""
+    root = make_images([(f"c/img_{n}.jpg", 128, 128) for n in range(2)])
+    (root / "c" / "img_0.txt").write_text("a red fox\na fox in snow\nfox, photo\n")
+    (root / "c" / "img_1.txt").write_text("a single caption\n")
+    entries = [e for e in config(root, tmp_path) if e["id"] in ("text", "vae")]
+    entries.append({"id": "c", "type": "local", "instance_data_dir": str(root / "c"),
+                    "image_embeds": "vae", "caption_strategy": "textfile",
+                    "train_batch_size": 2, "repeats": 0})
+    runs = []
+    for _ in range(2):
+        f = factory(entries, tmp_path, max_epochs=30).build()
+        runs.append([dict(zip(b.sample_ids, b.captions, strict=True)) for b in f.iterator()])
+        f.close()
+    assert runs[0] == runs[1] and len(runs[0]) == 30
+    fox = [step["c:img_0.jpg"] for step in runs[0]]
+    assert set(fox) == {"a red fox", "a fox in snow", "fox, photo"}
+    assert {step["c:img_1.jpg"] for step in runs[0]} == {"a single caption"}

@@ -87,13 +87,27 @@ def test_every_skip_reason_is_counted_and_nothing_deleted(registry: PluginRegist
     assert "skipped corrupt: 1" in text and "skipped not_an_image: 2" in text
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
-def test_unreadable_permissions(registry: PluginRegistry, tmp_path: Path) -> None:
+def test_unreadable_permissions(registry: PluginRegistry, tmp_path: Path,
+                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file without read permission is skipped as ``unreadable`` and kept on disk. Root reads
+    whatever the mode says (as in CI), so there the kernel's refusal is stood in for by an
+    ``os.open`` that raises the same ``PermissionError`` for that one file."""
     root = tmp_path / "images"
+    write_image(root / "ok.jpg", 64, 64)
     write_image(root / "locked.jpg", 64, 64)
     (root / "locked.jpg").chmod(0)
+    if os.geteuid() == 0:
+        real_open = os.open
+
+        def refusing_open(path: str, flags: int, *args: int) -> int:
+            if str(path).endswith("locked.jpg"):
+                raise PermissionError(13, "Permission denied", str(path))
+            return real_open(path, flags, *args)
+
+        monkeypatch.setattr(os, "open", refusing_open)
     report = make_meta(registry, tmp_path / "out", root).scan(progress=False)
-    assert report.skipped == {"unreadable": 1}
+    assert report.skipped == {"unreadable": 1} and report.counts["kept"] == 1
+    assert (root / "locked.jpg").exists()
 
 
 def test_unreadable_through_storage(registry: PluginRegistry, tmp_path: Path) -> None:
@@ -387,3 +401,25 @@ def test_cold_scan_records_real_sizes_and_mtimes(registry: PluginRegistry, tmp_p
         assert (int(index.file_size[k]), float(index.mtime[k])) == (st.st_size, st.st_mtime)
     again = make_meta(registry, tmp_path / "out", root, options=options).scan(progress=False)
     assert again.counts["probed"] == 0 and again.counts["unchanged"] == 1101
+
+
+def test_geometry_for_one_image_matches_the_scan(registry: PluginRegistry,
+                                                 tmp_path: Path) -> None:
+    """``geometry_for(W, H, dataset, options, key=path)`` gives what the scan stored, random
+    crops included, so one image's placement can be checked in isolation."""
+    from databackend.metadata.params import geometry_for
+
+    root = tmp_path / "images"
+    for i, (w, h) in enumerate([(640, 480), (480, 640), (1000, 333), (512, 512)]):
+        write_image(root / f"{i}.png", w, h, seed=i)
+    options = {"seed": 7}
+    meta = make_meta(registry, tmp_path / "out", root, options=options, crop=True,
+                     crop_style="random", crop_aspect="preserve", resolution=256,
+                     resolution_type="pixel")
+    meta.scan(progress=False)
+    index = meta.index
+    assert len(index) == 4
+    for i in range(len(index)):
+        w, h = index.geometry(i).original_size
+        got = geometry_for(w, h, meta.dataset, meta.context.options, key=index.paths[i])
+        assert got == index.geometry(i)

@@ -85,7 +85,7 @@ def test_close_wakes_a_blocked_consumer() -> None:
     fetcher.close()
     t.join(2.0)
     assert not t.is_alive() and result == [[]]
-    assert time.perf_counter() - start < 1.5
+    assert time.perf_counter() - start < 1.0  # the acceptance bound, even mid-batch
 
 
 def test_wait_and_depth_are_recorded() -> None:

@@ -22,6 +22,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import pluggy
 
 from databackend.build import build_metadata, build_storage
@@ -46,7 +47,7 @@ from databackend.options import FactoryOptions
 from databackend.plugins import make_plugin_manager
 from databackend.registry import PluginRegistry
 from databackend.runtime.batch import Batch
-from databackend.runtime.distributed import barrier, resolve_rank
+from databackend.runtime.distributed import barrier, gather_union, resolve_rank
 from databackend.runtime.fetcher import BatchFetcher
 from databackend.runtime.loop import DataRuntime, RuntimeDataset
 from databackend.runtime.selector import Schedule
@@ -121,6 +122,8 @@ class DataBackendFactory:
         self.metadata: dict[str, MetadataBackend] = {}
         self.latent_caches: dict[str, LatentCache] = {}
         self.cache_runs: list[CacheRun] = []
+        #: per dataset, samples left out of training because their latents could not be made
+        self.excluded: dict[str, list[str]] = {}
         self._runtime: DataRuntime | None = None
         self._fetcher: BatchFetcher[Batch] | None = None
 
@@ -231,10 +234,11 @@ class DataBackendFactory:
                          dataset.dataset_type)
                 continue
             entry = plan.text_embeds_for(dataset)
-            source = CachedSource(dataset.id, self.metadata[dataset.id].index,
-                                  self.latent_caches[dataset.id],
+            index = self.metadata[dataset.id].index
+            source = CachedSource(dataset.id, index, self.latent_caches[dataset.id],
                                   self.text_caches[entry.id if entry else None],
-                                  seed=self.options.seed)
+                                  seed=self.options.seed,
+                                  buckets=self._loadable_buckets(dataset.id, index))
             datasets.append(self._runtime_dataset(dataset, source))
         try:
             self._runtime = DataRuntime(datasets, self._strategy(), seed=self.options.seed,
@@ -245,6 +249,24 @@ class DataBackendFactory:
         self._runtime.on_epoch.append(self._new_epoch)
         details.update(datasets=len(datasets), strategy=self._runtime.selector.strategy.name,
                        batches_per_epoch=sum(self._runtime.batches_per_epoch.values()))
+
+    def _loadable_buckets(self, dataset_id: str, index: Any) -> dict[Any, Any] | None:
+        """The index's buckets without the samples whose latents could not be computed at
+        precompute (e.g. a JPEG cut short after its header, which a header scan cannot see):
+        they are left out of training, counted and named, never a crash mid-run. The union
+        over ranks, so every rank samples the same buckets."""
+        mine = [path for run in self.cache_runs if run.kind == "latents" and run.name == dataset_id
+                for path, _ in run.report.failed]
+        failed = gather_union(mine, self.world_size)
+        if not failed:
+            return None
+        self.excluded[dataset_id] = failed
+        log.warning("dataset %r: %d sample(s) could not be loaded to compute their latents and "
+                    "are left out of training (e.g. %s); see the precompute report",
+                    dataset_id, len(failed), ", ".join(failed[:3]))
+        drop = np.asarray([p for p in (index.position(f) for f in failed) if p is not None])
+        kept = {b: rows[~np.isin(rows, drop)] for b, rows in index.buckets().items()}
+        return {b: rows for b, rows in kept.items() if len(rows)}
 
     def _runtime_dataset(self, d: ImageBackendConfig, source: CachedSource) -> RuntimeDataset:
         opts = self.options
@@ -360,7 +382,8 @@ class DataBackendFactory:
         return {**self.metrics.to_dict(), "datasets": runtime_summary(self.runtime),
                 "precompute": [{"kind": r.kind, "name": r.name, **r.report.to_dict()}
                                for r in self.cache_runs],
-                "cache_stats": self.cache_stats(), "rank": self.rank,
+                "cache_stats": self.cache_stats(), "excluded": dict(self.excluded),
+                "rank": self.rank,
                 "world_size": self.world_size}
 
 

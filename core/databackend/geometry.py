@@ -41,12 +41,10 @@ GEOMETRY_VERSION = 2
 RESOLUTION_TYPES = ("pixel", "area", "pixel_area")
 CROP_STYLES = ("random", "center", "centre", "corner", "face")
 CROP_ASPECTS = ("square", "preserve", "closest", "random")
-#: Megapixel presets and their square edge; a resolution within 0.05 MP uses the edge.
-AREA_EDGES: dict[float, int] = {0.25: 512, 0.5: 768, 1.0: 1024, 2.0: 1536, 4.0: 2048}
+AREA_EDGES: dict[float, int] = {0.25: 512, 0.5: 768, 1.0: 1024, 2.0: 1536, 4.0: 2048}  # MP: edge
 _AREA_MIN_LIMIT, _AREA_MAX_LIMIT = 5.0, 20.0  # MP: larger minimum / maximum sizes are mistakes
 _ASPECT_KEYS, _WEIGHT_KEYS = ("aspect", "aspect_ratio", "aspect_bucket"), ("weight", "probability")
 _SIZE_KEYS = ("minimum_image_size", "maximum_image_size", "target_downsample_size")
-
 Size = tuple[int, int]
 
 

@@ -89,6 +89,10 @@ def format_summary(summary: dict[str, Any]) -> list[str]:
         state = f"skipped ({p['skipped']})" if p["skipped"] else \
             f"{p['cached']} cached, {p['encoded']} encoded, {len(p['failed'])} failed"
         out.append(f"  precompute {p['kind']:7s} {p['name']}: {state} in {p['seconds']:.2f} s")
+    for did, paths in summary.get("excluded", {}).items():
+        more = f" and {len(paths) - 3} more" if len(paths) > 3 else ""
+        out.append(f"  left out of training, latents could not be made: {did}: "
+                   f"{', '.join(paths[:3])}{more}")
     for name, s in summary["cache_stats"].items():
         out.append(f"  batch time {name}: {s['hits']} hits, {s['misses']} misses, "
                    f"{s['repairs']} repairs, {s['encoded']} encoded")

@@ -22,12 +22,13 @@ import attrs
 
 from databackend.config.models import ImageBackendConfig
 from databackend.errors import ConfigError
-from databackend.geometry import GeometryConfigError, GeometryParams
+from databackend.geometry import GeometryConfigError, GeometryParams, SampleGeometry, compute_geometry
 from databackend.options import FactoryOptions
 
 __all__ = [
     "IMAGE_EXTENSIONS", "CaptionSettings", "ScanSettings", "TableSettings",
-    "caption_settings", "combined_fingerprint", "geometry_fingerprint", "geometry_params",
+    "caption_settings", "combined_fingerprint", "geometry_fingerprint", "geometry_for",
+    "geometry_params",
     "index_folder", "scan_settings",
 ]
 
@@ -65,6 +66,15 @@ def geometry_params(dataset: ImageBackendConfig, options: FactoryOptions) -> Geo
             resolution_type=pick(dataset.resolution_type, options.resolution_type), **kw)
     except GeometryConfigError as exc:
         raise ConfigError([f"dataset {dataset.id!r}: {p}" for p in exc.problems]) from None
+
+
+def geometry_for(width: int, height: int, dataset: ImageBackendConfig, options: FactoryOptions,
+                 *, key: str = "") -> SampleGeometry:
+    """One image's geometry exactly as a scan of ``dataset`` places it: its ``width x height``
+    (after EXIF orientation), the dataset's keys over the factory ``options``, and ``key`` (the
+    sample's relative path, which seeds random crops together with ``options.seed``)."""
+    return compute_geometry(width, height, geometry_params(dataset, options), seed=options.seed,
+                            key=key)
 
 
 def geometry_fingerprint(params: GeometryParams, seed: int) -> str:

@@ -8,7 +8,7 @@ once per startup stage (after a scan or a cache build split across ranks) and is
 
 from __future__ import annotations
 
-__all__ = ["barrier", "resolve_rank"]
+__all__ = ["barrier", "gather_union", "resolve_rank"]
 
 
 def _dist_initialised() -> bool:
@@ -38,3 +38,14 @@ def barrier(world_size: int) -> None:
         import torch.distributed as dist
 
         dist.barrier()
+
+
+def gather_union(items: list[str], world_size: int) -> list[str]:
+    """The sorted union of every rank's ``items`` (this rank's alone without a process group)."""
+    if world_size > 1 and _dist_initialised():
+        import torch.distributed as dist
+
+        parts: list[list[str] | None] = [None] * world_size
+        dist.all_gather_object(parts, items)
+        return sorted({item for part in parts for item in part or ()})
+    return sorted(set(items))

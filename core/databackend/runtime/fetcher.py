@@ -124,7 +124,7 @@ class BatchFetcher(Generic[T]):
         """Items waiting in the queue now."""
         return self._queue.qsize()
 
-    def close(self, timeout: float = 1.0) -> None:
+    def close(self, timeout: float = 0.5) -> None:
         """Stop the thread and wake a blocked consumer; returns within about ``timeout``."""
         self._stop.set()
         self._done = True
