@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import pytest
+from imagefiles import write_image
 
 import databackend_local
 from databackend.context import BuildContext
@@ -31,23 +31,6 @@ def make_context(registry: PluginRegistry, tmp_path: Path) -> Callable[..., Buil
         options.setdefault("output_dir", str(tmp_path / "out"))
         return BuildContext(options=FactoryOptions(**options), registry=registry)  # type: ignore[arg-type]
     return make
-
-
-def write_image(path: Path, width: int, height: int, *, seed: int = 0,
-                exif_orientation: int | None = None) -> Path:
-    """Write a small noisy RGB image; the format comes from the suffix."""
-    from PIL import Image
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    rng = random.Random(seed)
-    img = Image.new("RGB", (width, height), (rng.randrange(256), rng.randrange(256), 90))
-    kwargs: dict[str, object] = {}
-    if exif_orientation is not None:
-        exif = Image.Exif()
-        exif[0x0112] = exif_orientation
-        kwargs["exif"] = exif
-    img.save(path, **kwargs)
-    return path
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import write_image
+from imagefiles import write_image
 from test_metadata_support import make_meta
 
 from databackend.errors import ConfigError

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import write_image
+from imagefiles import write_image
 
 from databackend.cli import main
 

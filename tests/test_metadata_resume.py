@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import write_image
+from imagefiles import write_image
 from test_metadata_support import make_meta
 
 from databackend.metadata.discovery import DiscoveryMetadataBackend

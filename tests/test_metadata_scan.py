@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import write_image
+from imagefiles import write_image
 from test_metadata_support import files_under, make_meta, remote_storage
 
 from databackend.geometry import compute_geometry

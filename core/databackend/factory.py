@@ -354,8 +354,7 @@ class DataBackendFactory:
         self.stop()
         caches = [*self.text_caches.values(), *self.latent_caches.values()]
         storages = {id(s): s for s in [*self.storages.values(), *self.image_embed_storages.values(),
-                                       *(getattr(c, "storage", None) for c in caches)]
-                    if s is not None}
+                                       *(c.storage for c in caches)]}
         for storage in storages.values():
             try:
                 storage.close()

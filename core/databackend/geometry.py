@@ -94,7 +94,7 @@ class GeometryParams:
         problems = _unknown_keys(kw)
         problems += _number_problems("resolution", resolution, positive=True)
         if resolution_type == "pixel_area" and not problems:
-            if not (_is_int(resolution) or float(resolution).is_integer()):  # models: 192.0
+            if not float(resolution).is_integer():  # config models hold 192 as 192.0
                 problems.append(f"`resolution` must be an integer edge in pixels with "
                                 f"resolution_type pixel_area; got {resolution!r}")
             else:

@@ -225,21 +225,21 @@ class KeyMemo:
 
     def __init__(self, maxsize: int = 1 << 17) -> None:
         """Keep at most ``maxsize`` values."""
-        self.maxsize, self.values = maxsize, dict[Any, Any]()
+        self.maxsize, self._values = maxsize, dict[Any, Any]()
 
-    def get(self, key: Any, compute: Callable[[], Any]) -> Any:
-        """The memoised value of ``key``, computed (and stored) on first use."""
+    def get(self, key: Any, compute: Callable[[Any], Any]) -> Any:
+        """The memoised value of ``key``; ``compute(key)`` makes (and stores) it on first use."""
         try:
-            return self.values[key]
+            return self._values[key]
         except KeyError:
-            value = self.values[key] = compute()
-            if len(self.values) > self.maxsize:
-                del self.values[next(iter(self.values))]
+            value = self._values[key] = compute(key)
+            if len(self._values) > self.maxsize:
+                del self._values[next(iter(self._values))]
             return value
 
     def clear(self) -> None:
         """Forget everything (the inputs of the keys changed)."""
-        self.values.clear()
+        self._values.clear()
 
 
 class CacheBase:

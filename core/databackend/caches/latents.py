@@ -128,19 +128,16 @@ class LatentCache(CacheBase):
 
     def _locate(self, i: int) -> tuple[SampleGeometry, str, str]:
         """``(geometry, key, path)`` of sample ``i`` (memoised per index object)."""
+        return self._locate_many([i])[0]
+
+    def _locate_many(self, indices: Sequence[int]) -> list[tuple[SampleGeometry, str, str]]:
+        """``(geometry, key, path)`` of each index, memoised while the index object stays."""
         index = self.source.index
         if index is not self._memo_index:  # a rescan replaced it: other geometry, other keys
             self._memo.clear()
             self._memo_index = index
-        return self._memo.get(i, lambda: self._compute_location(i))  # type: ignore[no-any-return]
-
-    def _locate_many(self, indices: Sequence[int]) -> list[tuple[SampleGeometry, str, str]]:
-        """:meth:`_locate` of each index (one memo check for the batch)."""
-        if not indices:
-            return []
-        self._locate(indices[0])  # (re)binds the memo to the current index
-        values = self._memo.values
-        return [values[i] if i in values else self._locate(i) for i in indices]
+        memo, compute = self._memo, self._compute_location
+        return [memo.get(i, compute) for i in indices]
 
     def _compute_location(self, i: int) -> tuple[SampleGeometry, str, str]:
         geometry = self._geometry(i)

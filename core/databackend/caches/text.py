@@ -81,11 +81,11 @@ class TextEmbedCache(CacheBase):
 
     def _locate(self, caption: str) -> tuple[str, str]:
         """``(key, path)`` of a caption (memoised)."""
-        def compute() -> tuple[str, str]:
-            """Hash the caption."""
-            key = keys.text_key(self.identity, caption)
-            return key, keys.join(self.prefix, keys.text_path(key))
-        return self._memo.get(caption, compute)  # type: ignore[no-any-return]
+        return self._memo.get(caption, self._compute_location)  # type: ignore[no-any-return]
+
+    def _compute_location(self, caption: str) -> tuple[str, str]:
+        key = keys.text_key(self.identity, caption)
+        return key, keys.join(self.prefix, keys.text_path(key))
 
     # --- reading ------------------------------------------------------------------------
     def get_many(self, captions: Sequence[str]) -> list[Embeds]:

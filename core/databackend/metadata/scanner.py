@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 #: Columns of a row: code, orig W, H, target W, H, intermediary W, H, crop top, left, down W, H.
 ROW_WIDTH = 11
 MIN_POOL_FILES = 1024  # below this many files a process pool costs more than it saves
-#: (row ids, int32 (k, ROW_WIDTH), aspects, (size, mtime) per row when the task stat'ed)
+#: (row ids, int32 (k, ROW_WIDTH), aspects, (size, mtime) per row of local probes)
 Chunk = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]
 
 
@@ -140,7 +140,6 @@ class Task:
     params: GeometryParams | None = None
     seed: int = 0
     memo: str | None = None
-    stat: bool = False  # local probes also return (size, mtime): the listing did not stat
 
 
 _WORKER_STORAGE: list[StorageBackend] = []  # set in pool workers by their initializer
@@ -156,13 +155,10 @@ def run_task(task: Task, storage: StorageBackend | None = None) -> Chunk:
     store, stats = storage or _WORKER_STORAGE[0], None
     if task.sizes is not None:
         found = [(None, int(w), int(h)) for w, h in task.sizes]
-    elif task.local and task.stat:
+    elif task.local:  # fstat of the open file: free, and all a names-only listing lacks
         full = [probe_local_stat(store.local_path(k) or k) for k in task.keys]
         found = [(r, w, h) for r, w, h, _, _ in full]
         stats = np.array([(s, m) for _, _, _, s, m in full], np.float64).reshape(len(full), 2)
-    elif task.local:
-        found = [probe_local(store.local_path(k) or k, n)
-                 for k, n in zip(task.keys, task.nbytes or [], strict=True)]
     else:
         found = [probe_remote(store, k, n)
                  for k, n in zip(task.keys, task.nbytes or [], strict=True)]
@@ -209,8 +205,6 @@ class Prober:
         self._local: bool | None = None
         self._done: queue.SimpleQueue[Future[Chunk]] = queue.SimpleQueue()
         self._inflight = 0
-        #: local probes return sizes and mtimes (set by a cold scan that listed names only)
-        self.stat_files = False
 
     def __enter__(self) -> Prober:
         return self
@@ -242,8 +236,7 @@ class Prober:
             return Task(rows, keys, sizes=sizes, params=self.params, seed=self.seed,
                         memo=self.memo)
         return Task(rows, keys, bool(self._local), [n for _, _, n in items],
-                    params=self.params, seed=self.seed, memo=self.memo,
-                    stat=bool(self._local) and self.stat_files)
+                    params=self.params, seed=self.seed, memo=self.memo)
 
     def _tasks(self, pending: Sequence[tuple[int, str, Any]]) -> Iterator[Task]:
         step = self._step

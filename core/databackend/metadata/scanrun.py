@@ -141,7 +141,6 @@ class ScanRun:
         if (cold and not self.known.pos and isinstance(storage, LocalDirectory)
                 and type(storage).list is LocalDirectory.list  # not a subclass's own listing
                 and storage.local_path("") is not None):  # probes open the files themselves
-            self.prober.stat_files = True
             return storage.list(extensions=exts, unstatted=cfg.IMAGE_EXTENSIONS)
         return storage.list(extensions=exts)
 
@@ -211,8 +210,10 @@ class ScanRun:
             self.stash.append(chunk)
             return
         rows, ints, aspects, stats = chunk
-        if stats is not None:  # the listing did not stat these files
-            self.listing.size[rows], self.listing.mtime[rows] = stats[:, 0], stats[:, 1]
+        if stats is not None:  # a names-only listing left size -1: take the probe's fstat
+            unstatted = self.listing.size[rows] < 0
+            at = rows[unstatted]
+            self.listing.size[at], self.listing.mtime[at] = stats[unstatted, 0], stats[unstatted, 1]
         self.ints[rows], self.aspect[rows], self.valid[rows] = ints, aspects, True
         self.delivered += len(rows)
         self.bar.update(len(rows))

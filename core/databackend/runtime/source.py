@@ -59,7 +59,7 @@ class CachedSource:
 
     def caption(self, i: int, *, epoch: int, step: int) -> str:
         """The caption sample ``i`` uses at ``(epoch, step)``."""
-        captions: tuple[str, ...] = self._captions.get(i, lambda: self.index.captions_of(i))
+        captions: tuple[str, ...] = self._captions.get(i, self.index.captions_of)
         if not captions:
             return ""
         if len(captions) == 1:

@@ -119,18 +119,20 @@ class StorageBackend(ABC):
         return None
 
     def read_many(self, paths: Sequence[str]) -> builtins.list[bytes | BaseException]:
-        """Read many files concurrently; failures are returned in place, order is kept."""
-        def one(p: str) -> bytes | BaseException:
-            """Read one path, returning the exception instead of raising it."""
-            try:
-                return self.read(p)
-            except Exception as exc:  # returned to the caller, which decides
-                return exc
-
+        """Read many files with :attr:`io_concurrency` threads; failures are returned in
+        place, order is kept."""
         if len(paths) <= 1:
-            return [one(p) for p in paths]
-        with ThreadPoolExecutor(min(self.io_concurrency, len(paths))) as pool:
-            return list(pool.map(one, paths))
+            return [self.read_or_error(p) for p in paths]
+        with ThreadPoolExecutor(min(self.io_concurrency, len(paths)),
+                                thread_name_prefix=f"databackend-{self.name}") as pool:
+            return list(pool.map(self.read_or_error, paths))
+
+    def read_or_error(self, path: str) -> bytes | BaseException:
+        """:meth:`read`, returning a failure instead of raising it (for batch readers)."""
+        try:
+            return self.read(path)
+        except Exception as exc:  # returned to the caller, which decides
+            return exc
 
     def write_many(self, items: Sequence[tuple[str, bytes]]) -> None:
         """Write many files concurrently; the first failure is raised after all finished."""

@@ -274,14 +274,7 @@ class S3Backend(StorageBackend):
 
     def read_many(self, paths: Sequence[str]) -> builtins.list[bytes | BaseException]:
         """Concurrent GETs on the backend's pool; order kept, failures returned in place."""
-        def one(path: str) -> bytes | BaseException:
-            """Read one object; an error is returned, not raised."""
-            try:
-                return self.read(path)
-            except Exception as exc:  # returned to the caller, which decides
-                return exc
-
-        return self._pool.map(one, paths)
+        return self._pool.map(self.read_or_error, paths)
 
     def write_many(self, items: Sequence[tuple[str, bytes]]) -> None:
         """Concurrent PUTs on the backend's pool; the first failure is raised at the end."""

@@ -5,8 +5,7 @@ from __future__ import annotations
 import io
 import logging
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, BinaryIO
 
 from databackend import FileInfo, StorageBackend
@@ -160,22 +159,6 @@ class CsvBackend(StorageBackend):
     def open(self, path: str) -> BinaryIO:
         """The whole image as a binary stream."""
         return io.BytesIO(self.read(path))
-
-    def read_many(self, paths: Sequence[str]) -> Results:
-        """Download concurrently with ``csv_concurrency`` threads (and ``csv_per_host_limit``
-        connections per host); failures are returned in place, order is kept."""
-        def one(p: str) -> bytes | BaseException:
-            """Read one path, returning the failure instead of raising it."""
-            try:
-                return self.read(p)
-            except Exception as exc:  # returned to the caller, which decides
-                return exc
-
-        if len(paths) <= 1:
-            return [one(p) for p in paths]
-        with ThreadPoolExecutor(min(self.io_concurrency, len(paths)),
-                                thread_name_prefix="csv-download") as pool:
-            return list(pool.map(one, paths))
 
     # --- read-only ----------------------------------------------------------------------
     def write(self, path: str, data: bytes) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import basic_columns
+from hf_support import basic_columns
 
 import databackend_huggingface
 from databackend.config.loader import parse_entries

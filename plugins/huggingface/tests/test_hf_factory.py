@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import SIZES, basic_columns, composite, encode, make_dataset
+from hf_support import SIZES, basic_columns, composite, encode, make_dataset
 
 import databackend_huggingface
 import databackend_local

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import SIZES, basic_columns, composite, encode
+from hf_support import SIZES, basic_columns, composite, encode
 
 from databackend.errors import ConfigError
 from databackend.options import FactoryOptions

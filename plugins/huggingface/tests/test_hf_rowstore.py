@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import basic_columns
+from hf_support import basic_columns
 
 from databackend.errors import StorageError
 from databackend_huggingface import RowStore

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import SIZES, basic_columns, encode, make_dataset
+from hf_support import SIZES, basic_columns, encode, make_dataset
 
 import databackend_huggingface.scan as scan_module
 from databackend.metadata.index import DatasetIndex

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import basic_columns
+from hf_support import basic_columns
 
 from databackend_huggingface import HuggingfaceBackend, HuggingfaceConfig, ReadOnlyError
 from databackend_huggingface.paths import parse_path, virtual_path
