@@ -217,3 +217,22 @@ def test_write_failures_warn_at_batch_time_and_raise_in_precompute(
     assert "could not write 2 fresh entries" in caplog.text
     with pytest.raises(OSError, match="read-only"):
         cache.precompute(["a cat"])
+
+
+def test_key_memo_computes_once_and_drops_the_oldest_past_its_bound() -> None:
+    from databackend.caches.base import KeyMemo
+
+    calls: list[int] = []
+
+    def square(x: int) -> int:
+        calls.append(x)
+        return x * x
+
+    memo = KeyMemo(square, maxsize=3)
+    assert [memo[i] for i in (1, 2, 1, 3, 2)] == [1, 4, 1, 9, 4]
+    assert calls == [1, 2, 3]
+    assert memo[4] == 16 and list(memo) == [2, 3, 4]  # 1, the oldest, went
+    assert memo[1] == 1 and calls == [1, 2, 3, 4, 1]
+    for i in range(10_000):  # many evictions stay cheap and bounded (O(1) each)
+        memo[i]
+    assert len(memo) == 3

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 import threading
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
@@ -113,17 +113,16 @@ Entry = tuple["dict[str, torch.Tensor]", "dict[str, Any]"]
 
 def _decode(key: str, blob: bytes | memoryview | BaseException) -> Entry | str | None:
     """One read result as an :data:`Entry`, ``None`` (absent) or why it is bad."""
-    if isinstance(blob, FileNotFoundError):
-        return None
     if isinstance(blob, BaseException):
+        if isinstance(blob, FileNotFoundError):
+            return None
         return f"unreadable ({type(blob).__name__}: {blob})"
     try:
-        tensors, meta = unpack(blob)
+        entry = unpack(blob)
     except FormatError as exc:
         return str(exc)
-    stored = meta.get("key")
-    return (tensors, meta) if stored == key else (
-        f"stored under another key ({str(stored)[:16]}...), stale")
+    stored = entry[1].get("key")
+    return entry if stored == key else f"stored under another key ({str(stored)[:16]}...), stale"
 
 
 def read_entries(storage: StorageBackend, paths: Sequence[str], keys: Sequence[str], *,
@@ -135,13 +134,14 @@ def read_entries(storage: StorageBackend, paths: Sequence[str], keys: Sequence[s
     With a ``pool`` of ``workers`` threads, the files are split into one chunk per thread and
     read and verified there (reads and checksums release the GIL); order is kept either way.
     """
+    if pool is None or workers < 2 or len(paths) < 2 * workers:
+        return [_decode(k, b) for k, b in zip(keys, read_blobs(storage, paths), strict=True)]
+
     def run(lo: int, hi: int) -> list[Entry | str | None]:
         """Read and decode ``paths[lo:hi]``."""
         blobs = read_blobs(storage, paths[lo:hi])
         return [_decode(k, b) for k, b in zip(keys[lo:hi], blobs, strict=True)]
 
-    if pool is None or workers < 2 or len(paths) < 2 * workers:
-        return run(0, len(paths))
     step = -(-len(paths) // workers)  # one chunk per thread: little per-task overhead
     starts = range(0, len(paths), step)
     return [e for part in pool.map(run, starts, [lo + step for lo in starts]) for e in part]
@@ -215,31 +215,26 @@ class BatchWriter:
             self._pool.shutdown(wait=True)
 
 
-class KeyMemo:
-    """A bounded memo of computed cache keys and paths (oldest dropped first).
+class KeyMemo(OrderedDict[Any, Any]):
+    """A bounded memo of computed cache keys and paths: ``memo[item]`` is ``compute(item)``,
+    computed on first use; past ``maxsize`` values the oldest is dropped.
 
     Hashing a key costs about as much as reading a small entry from a warm page cache; the
     small datasets that fine-tuning repeats for many epochs hit it every step after the first
-    epoch, and a large dataset only pays the dictionary lookups.
+    epoch, and a large dataset only pays the dictionary lookups (a hit is a plain dict lookup,
+    no Python call).
     """
 
-    def __init__(self, maxsize: int = 1 << 17) -> None:
-        """Keep at most ``maxsize`` values."""
-        self.maxsize, self._values = maxsize, dict[Any, Any]()
+    def __init__(self, compute: Callable[[Any], Any], maxsize: int = 1 << 17) -> None:
+        """Memoise ``compute``, keeping at most ``maxsize`` values."""
+        super().__init__()
+        self.compute, self.maxsize = compute, maxsize
 
-    def get(self, key: Any, compute: Callable[[Any], Any]) -> Any:
-        """The memoised value of ``key``; ``compute(key)`` makes (and stores) it on first use."""
-        try:
-            return self._values[key]
-        except KeyError:
-            value = self._values[key] = compute(key)
-            if len(self._values) > self.maxsize:
-                del self._values[next(iter(self._values))]
-            return value
-
-    def clear(self) -> None:
-        """Forget everything (the inputs of the keys changed)."""
-        self._values.clear()
+    def __missing__(self, item: Any) -> Any:
+        value = self[item] = self.compute(item)
+        if len(self) > self.maxsize:
+            self.popitem(last=False)  # O(1); deleting the first key of a dict is O(deleted)
+        return value
 
 
 class CacheBase:
@@ -270,7 +265,11 @@ class CacheBase:
         self.stats = CacheStats()
         self._pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
-        self._memo = KeyMemo()
+        self._memo = KeyMemo(self._compute_location)
+
+    def _compute_location(self, item: Any) -> Any:
+        """What the memo holds for ``item`` (its key and path; subclasses define it)."""
+        raise NotImplementedError
 
     @property
     def precompute_at_startup(self) -> bool:

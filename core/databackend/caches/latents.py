@@ -33,7 +33,6 @@ from databackend.caches import keys
 from databackend.caches.base import (
     BatchWriter,
     CacheBase,
-    Entry,
     PrecomputeReport,
     existing_paths,
     progress_bar,
@@ -55,6 +54,8 @@ __all__ = ["LatentCache", "LatentEntry"]
 
 log = logging.getLogger(__name__)
 Size = tuple[int, int]
+#: What the memo holds per sample: geometry, content key, entry path, sample path.
+_Located = tuple["SampleGeometry", str, str, str]
 
 
 @attrs.frozen(eq=False)
@@ -77,9 +78,10 @@ class LatentEntry:
 
 def _latent_problem(latents: Any, target: Size) -> str | None:
     """Why a stored latent cannot belong to a ``target``-sized image, or None."""
-    if latents is None or latents.ndim != 3:
+    shape: tuple[int, ...] = getattr(latents, "shape", ())
+    if len(shape) != 3:
         return "no 3-d `latents` tensor"
-    h, w = int(latents.shape[1]), int(latents.shape[2])
+    _, h, w = shape
     if not h or not w or target[1] % h or target[0] % w or target[0] // w != target[1] // h:
         return f"latents {tuple(latents.shape)} do not fit target size {target}"
     return None
@@ -126,25 +128,26 @@ class LatentCache(CacheBase):
         """The storage key of sample ``i``'s entry."""
         return self._locate(i)[2]
 
-    def _locate(self, i: int) -> tuple[SampleGeometry, str, str]:
-        """``(geometry, key, path)`` of sample ``i`` (memoised per index object)."""
+    def _locate(self, i: int) -> _Located:
+        """``(geometry, key, path, sample path)`` of sample ``i`` (memoised per index object)."""
         return self._locate_many([i])[0]
 
-    def _locate_many(self, indices: Sequence[int]) -> list[tuple[SampleGeometry, str, str]]:
-        """``(geometry, key, path)`` of each index, memoised while the index object stays."""
+    def _locate_many(self, indices: Sequence[int]) -> list[_Located]:
+        """``(geometry, key, path, sample path)`` of each index, memoised while the index object
+        stays."""
         index = self.source.index
         if index is not self._memo_index:  # a rescan replaced it: other geometry, other keys
             self._memo.clear()
             self._memo_index = index
-        memo, compute = self._memo, self._compute_location
-        return [memo.get(i, compute) for i in indices]
+        memo = self._memo
+        return [memo[i] for i in indices]
 
-    def _compute_location(self, i: int) -> tuple[SampleGeometry, str, str]:
+    def _compute_location(self, i: int) -> _Located:
         geometry = self._geometry(i)
         key = keys.latent_key(self.identity, self.source.sample_key(i), geometry)
-        path = keys.latent_path(str(self.source.index.paths[i]), key,
-                                hash_filenames=self.hash_filenames)
-        return geometry, key, keys.join(self.prefix, path)
+        name = str(self.source.index.paths[i])
+        path = keys.latent_path(name, key, hash_filenames=self.hash_filenames)
+        return geometry, key, keys.join(self.prefix, path), name
 
     def all_indices(self) -> list[int]:
         """Every bucketed sample of the index, sorted."""
@@ -152,38 +155,41 @@ class LatentCache(CacheBase):
 
     # --- reading ------------------------------------------------------------------------
     def get_many(self, indices: Sequence[int]) -> list[LatentEntry]:
-        """Latents of the given samples, in order (CPU tensors).
+        """Latents of the given samples with their sizes and paths, in order (CPU tensors).
 
         Entries are read in one batch and verified; missing or bad ones are encoded (and
         written unless the cache is disabled). Raises :class:`CacheError` when an entry is
         missing or bad and there is no encoder, or when a sample cannot be loaded.
         """
-        if self.disable:
-            return self._encode_now(list(indices), write=False)
+        tensors = self.tensors(indices)
+        return [LatentEntry(t, g.original_size, g.crop_coordinates, g.target_size, name)
+                for t, (g, _, _, name) in zip(tensors, self._locate_many(indices), strict=True)]
+
+    def tensors(self, indices: Sequence[int]) -> list[torch.Tensor]:
+        """Just the latents of the given samples, in order: :meth:`get_many` without the
+        per-sample records (the runtime takes sizes from the index)."""
         unique = list(dict.fromkeys(indices))
+        if self.disable:
+            found = dict(zip(unique, self._encode_now(unique, write=False), strict=True))
+            return [found[i] for i in indices]
         located = self._locate_many(unique)
-        entries = self._read([p for _, _, p in located], [k for _, k, _ in located])
-        found: dict[int, LatentEntry] = {}
+        entries = self._read([loc[2] for loc in located], [loc[1] for loc in located])
+        found = {}
         todo: list[int] = []
-        for i, (geometry, _, path), entry in zip(unique, located, entries, strict=True):
-            got = self._entry(i, geometry, entry) if isinstance(entry, tuple) else entry
-            if isinstance(got, LatentEntry):
-                found[i] = got
+        for i, (geometry, _, path, _), entry in zip(unique, located, entries, strict=True):
+            if isinstance(entry, tuple):
+                latents = entry[0].get("latents")
+                reason = _latent_problem(latents, geometry.target_size)
+                if reason is None and latents is not None:
+                    found[i] = latents
+                    continue
             else:
-                self._miss(i, path, got)
-                todo.append(i)
+                reason = entry
+            self._miss(i, path, reason)
+            todo.append(i)
         self.stats.hits += len(found)
         found.update(zip(todo, self._encode_now(todo, write=True), strict=True))
         return [found[i] for i in indices]
-
-    def _entry(self, i: int, geometry: SampleGeometry, entry: Entry) -> LatentEntry | str:
-        """A verified entry as a :class:`LatentEntry`, or why it does not fit sample ``i``."""
-        latents = entry[0].get("latents")
-        problem = _latent_problem(latents, geometry.target_size)
-        if problem or latents is None:
-            return problem or "no latents"
-        return LatentEntry(latents, geometry.original_size, geometry.crop_coordinates,
-                           geometry.target_size, str(self.source.index.paths[i]))
 
     def _miss(self, i: int, path: str, reason: str | None) -> None:
         """Count a miss (and a repair for a bad file); raise without an encoder."""
@@ -219,20 +225,15 @@ class LatentCache(CacheBase):
         self.stats.encoded += len(batch)
         return list(out.detach().cpu())
 
-    def _entry_of(self, i: int, latents: torch.Tensor) -> LatentEntry:
-        g = self._geometry(i)
-        return LatentEntry(latents, g.original_size, g.crop_coordinates, g.target_size,
-                           str(self.source.index.paths[i]))
-
     def _item(self, i: int, latents: torch.Tensor) -> tuple[str, dict[str, Any], dict[str, Any]]:
         """``(path, tensors, meta)`` for the writer."""
-        g, key, path = self._locate(i)
+        g, key, path, _ = self._locate(i)
         meta = {"key": key, "encoder": self.identity, "sample": self.source.sample_key(i),
                 "original_size": g.original_size, "crop_coordinates": g.crop_coordinates,
                 "target_size": g.target_size, "intermediary_size": g.intermediary_size}
         return path, {"latents": latents}, meta
 
-    def _encode_now(self, indices: list[int], *, write: bool) -> list[LatentEntry]:
+    def _encode_now(self, indices: list[int], *, write: bool) -> list[torch.Tensor]:
         """Load and encode ``indices`` right away (batch time); load errors raise CacheError."""
         out: dict[int, torch.Tensor] = {}
         batches = batches_by_size(dict.fromkeys(indices), lambda i: self._geometry(i).target_size,
@@ -248,7 +249,7 @@ class LatentCache(CacheBase):
             out.update(zip(batch, self._encode(batch, pixels), strict=True))
         if write and out:
             self._store_fresh(lambda: self.put_many(list(out), list(out.values())), len(out))
-        return [self._entry_of(i, out[i]) for i in indices]
+        return [out[i] for i in indices]
 
     def put_many(self, indices: Sequence[int], latents: Sequence[torch.Tensor]) -> None:
         """Store latents computed elsewhere (``[C, h, w]`` each); a no-op when disabled."""

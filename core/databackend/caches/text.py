@@ -81,7 +81,7 @@ class TextEmbedCache(CacheBase):
 
     def _locate(self, caption: str) -> tuple[str, str]:
         """``(key, path)`` of a caption (memoised)."""
-        return self._memo.get(caption, self._compute_location)  # type: ignore[no-any-return]
+        return self._memo[caption]  # type: ignore[no-any-return]
 
     def _compute_location(self, caption: str) -> tuple[str, str]:
         key = keys.text_key(self.identity, caption)
@@ -99,7 +99,8 @@ class TextEmbedCache(CacheBase):
         if self.disable:
             got = dict(zip(unique, self._encode(unique), strict=True))
             return [got[c] for c in captions]
-        located = [self._locate(c) for c in unique]
+        memo = self._memo
+        located = [memo[c] for c in unique]
         keys_, paths = [k for k, _ in located], [p for _, p in located]
         found: dict[str, Embeds] = {}
         todo: list[str] = []

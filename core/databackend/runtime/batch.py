@@ -14,7 +14,7 @@ import attrs
 import numpy as np
 import torch
 
-__all__ = ["Batch", "DatasetSource", "Sample", "collate"]
+__all__ = ["Batch", "DatasetSource", "Sample", "collate", "stack_batch"]
 
 Bucket = tuple[int, int]
 
@@ -34,7 +34,12 @@ class Sample:
 
 @runtime_checkable
 class DatasetSource(Protocol):
-    """Where the runtime reads one dataset: its buckets and its cached samples."""
+    """Where the runtime reads one dataset: its buckets and its cached samples.
+
+    A source may also define ``batch(indices, *, epoch, step, bucket) -> Batch`` to build a
+    whole batch itself (as :class:`~databackend.runtime.source.CachedSource` does, with
+    :func:`stack_batch`); the runtime then calls it instead of ``samples`` and :func:`collate`.
+    """
 
     dataset_id: str
 
@@ -89,14 +94,15 @@ class Batch:
             target_sizes=move(self.target_sizes))
 
 
-def _stack_embeds(samples: Sequence[Sample]) -> dict[str, torch.Tensor]:
+def _stack_embeds(embeds: Sequence[Mapping[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
     out: dict[str, torch.Tensor] = {}
-    for name in samples[0].text_embeds:
-        values = [s.text_embeds.get(name) for s in samples]
-        if any(v is None for v in values):
-            raise ValueError(f"text embedding {name!r} is missing for some samples")
+    for name in embeds[0]:
         try:
-            out[name] = _stack([v for v in values if v is not None])
+            values = [e[name] for e in embeds]
+        except KeyError:
+            raise ValueError(f"text embedding {name!r} is missing for some samples") from None
+        try:
+            out[name] = _stack(values)
         except ValueError as exc:
             raise ValueError(f"text embedding {name!r}: {exc}") from None
     return out
@@ -109,50 +115,65 @@ def _stack(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
     thread would then contend for with the training step (and which stalls for milliseconds on
     a busy CPU); numpy's copy is single-threaded and releases the GIL.
     """
-    first = tensors[0]
-    if first.ndim == 0 or first.device.type != "cpu":
-        return torch.stack(list(tensors))
-    if first.dtype != torch.bfloat16:  # numpy has every other cached dtype
+    try:  # CPU tensors of one NumPy dtype and one shape, without autograd
         arrays = [t.numpy() for t in tensors]
-        if len({a.dtype for a in arrays}) == 1:
-            try:
-                return torch.from_numpy(np.stack(arrays))
-            except ValueError:  # shapes differ
-                pass
+        return torch.from_numpy(np.stack(arrays, dtype=arrays[0].dtype, casting="no"))
+    except (TypeError, RuntimeError, ValueError):
+        pass  # bfloat16, another device, autograd, or mixed dtypes or shapes: below
+    first = tensors[0]
     if any(t.shape != first.shape or t.dtype != first.dtype for t in tensors):
         found = sorted({(tuple(t.shape), str(t.dtype)) for t in tensors})
         raise ValueError(f"shapes differ within one batch: {found}")
+    if first.ndim == 0 or first.device.type != "cpu":
+        return torch.stack(list(tensors))
     out = torch.empty((len(tensors), *first.shape), dtype=first.dtype)
     dst = out.view(torch.uint8).numpy()
     for i, t in enumerate(tensors):
-        dst[i] = t.contiguous().view(torch.uint8).numpy()
+        dst[i] = t.detach().contiguous().view(torch.uint8).numpy()
     return out
+
+
+def _where(dataset_id: str, bucket: Bucket, step: int) -> str:
+    return f"dataset {dataset_id!r} bucket {bucket[0]}x{bucket[1]} step {step}"
+
+
+def stack_batch(latents: Sequence[torch.Tensor], text_embeds: Sequence[Mapping[str, torch.Tensor]],
+                sizes: Sequence[Sequence[int]], *, captions: list[str], sample_ids: list[str],
+                indices: list[int], dataset_id: str, bucket: Bucket, epoch: int, step: int
+                ) -> Batch:
+    """A :class:`Batch` from per-sample columns (what :func:`collate` does for samples).
+
+    ``sizes`` holds one row per sample: original ``(W, H)``, crop ``(top, left)`` and target
+    ``(W, H)``, six integers. A source that reads whole batches (the factory's
+    :class:`~databackend.runtime.source.CachedSource`) calls this without making samples.
+    """
+    if not latents:
+        raise ValueError(f"dataset {dataset_id!r}: cannot collate an empty batch")
+    try:
+        stacked = _stack(latents)
+    except ValueError as exc:
+        raise ValueError(f"{_where(dataset_id, bucket, step)}: latents: {exc}") from None
+    try:
+        embeds = _stack_embeds(text_embeds)
+    except ValueError as exc:
+        raise ValueError(f"{_where(dataset_id, bucket, step)}: {exc}") from None
+    table = np.array(sizes, dtype=np.int64).reshape(-1, 3, 2).transpose(1, 0, 2).copy()
+    return Batch(latents=stacked, text_embeds=embeds, original_sizes=torch.from_numpy(table[0]),
+                 crop_coords=torch.from_numpy(table[1]), target_sizes=torch.from_numpy(table[2]),
+                 captions=captions, sample_ids=sample_ids, indices=indices,
+                 dataset_id=dataset_id, bucket=bucket, epoch=epoch, step=step)
 
 
 def collate(samples: Sequence[Sample], *, dataset_id: str, bucket: Bucket, indices: Sequence[int],
             epoch: int, step: int) -> Batch:
     """Stack ``samples`` (all from ``bucket`` of ``dataset_id``) into a :class:`Batch`."""
-    if not samples:
-        raise ValueError(f"dataset {dataset_id!r}: cannot collate an empty batch")
-    try:
-        latents = _stack([s.latents for s in samples])
-    except ValueError as exc:
-        raise ValueError(f"dataset {dataset_id!r} bucket {bucket[0]}x{bucket[1]} step {step}: "
-                         f"latents: {exc}") from None
-    try:
-        embeds = _stack_embeds(samples)
-    except ValueError as exc:
-        raise ValueError(f"dataset {dataset_id!r} bucket {bucket[0]}x{bucket[1]} step {step}: "
-                         f"{exc}") from None
-    sizes = np.array([(*s.original_size, *s.crop_coordinates, *s.target_size)
-                      for s in samples], dtype=np.int64).reshape(-1, 3, 2).transpose(1, 0, 2)
-    original, crop, target = (torch.from_numpy(x) for x in sizes.copy())
-    return Batch(latents=latents, text_embeds=embeds, original_sizes=original,
-                 crop_coords=crop, target_sizes=target,
-                 captions=[s.caption for s in samples],
-                 sample_ids=[f"{dataset_id}:{s.path}" for s in samples],
-                 indices=[int(i) for i in indices], dataset_id=dataset_id, bucket=bucket,
-                 epoch=epoch, step=step)
+    return stack_batch(
+        [s.latents for s in samples], [s.text_embeds for s in samples],
+        [(*s.original_size, *s.crop_coordinates, *s.target_size) for s in samples],
+        captions=[s.caption for s in samples],
+        sample_ids=[f"{dataset_id}:{s.path}" for s in samples],
+        indices=[int(i) for i in indices], dataset_id=dataset_id, bucket=bucket, epoch=epoch,
+        step=step)
 
 
 def describe(batch: Batch) -> dict[str, Any]:

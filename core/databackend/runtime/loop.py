@@ -67,6 +67,8 @@ class DataRuntime:
         self.datasets = tuple(sorted(datasets, key=lambda d: d.id))
         self._ids = tuple(d.id for d in self.datasets)
         self._sources = {d.id: d.source for d in self.datasets}
+        self._batchers: dict[str, Callable[..., Batch] | None] = {
+            d.id: getattr(d.source, "batch", None) for d in self.datasets}
         self.seed, self.rank, self.world_size = seed, rank, world_size
         self.max_epochs = max_epochs
         self.samplers = tuple(BucketSampler(
@@ -121,8 +123,9 @@ class DataRuntime:
         plan = StepPlan(epoch=self.epoch, step=self.step, dataset_id=sampler.dataset_id,
                         bucket=bucket, global_indices=glob,
                         indices=glob[lo:lo + sampler.batch_size])
-        for did, share in zip(self.ids, p, strict=True):
-            self.expected[did] += float(share)
+        expected = self.expected
+        for did, share in zip(self._ids, p, strict=True):
+            expected[did] += share
         self.draws[sampler.dataset_id] += 1
         self.step += 1
         self.epoch_batches += 1
@@ -152,10 +155,14 @@ class DataRuntime:
 
     def assemble(self, plan: StepPlan) -> Batch:
         """Read and stack this rank's samples of ``plan``."""
-        source = self._sources[plan.dataset_id]
-        samples = source.samples([int(i) for i in plan.indices], epoch=plan.epoch, step=plan.step)
-        return collate(samples, dataset_id=plan.dataset_id, bucket=plan.bucket,
-                       indices=plan.indices.tolist(), epoch=plan.epoch, step=plan.step)
+        indices: list[int] = plan.indices.tolist()
+        whole = self._batchers[plan.dataset_id]
+        if whole is not None:
+            return whole(indices, epoch=plan.epoch, step=plan.step, bucket=plan.bucket)
+        samples = self._sources[plan.dataset_id].samples(indices, epoch=plan.epoch,
+                                                          step=plan.step)
+        return collate(samples, dataset_id=plan.dataset_id, bucket=plan.bucket, indices=indices,
+                       epoch=plan.epoch, step=plan.step)
 
     def produce(self) -> tuple[Batch, dict[str, Any]] | None:
         """The next batch with the state right after it (what a prefetcher hands over)."""

@@ -213,12 +213,13 @@ class BucketSampler:
 
     def plan(self) -> EpochPlan:
         """The current epoch's plan, including any regrouping after a world-size change."""
-        if self._plan is None:
-            plan = self.native_plan(self.epoch, self._base)
-            for pos, g in self._regroups:
-                plan = _concat(plan.head(pos), _regroup(plan.tail(pos), g, self.policy))
-            self._plan = plan
-        return self._plan
+        if self._plan is not None:
+            return self._plan
+        plan = self.native_plan(self.epoch, self._base)
+        for pos, g in self._regroups:
+            plan = _concat(plan.head(pos), _regroup(plan.tail(pos), g, self.policy))
+        self._plan = plan
+        return plan
 
     # --- iteration -----------------------------------------------------------------------------
     def begin_epoch(self, epoch: int) -> None:
@@ -231,21 +232,20 @@ class BucketSampler:
     @property
     def remaining(self) -> int:
         """Batches left in the current epoch."""
-        return max(0, len(self.plan()) - self.position)
+        return max(0, len(self.plan().buckets) - self.position)
 
     @property
     def exhausted(self) -> bool:
         """No batch is left in the current epoch."""
-        return self.remaining == 0
+        return self.position >= len(self.plan().buckets)
 
     def take(self) -> tuple[Bucket, np.ndarray]:
         """The next batch's bucket and global sample indices; advances the position."""
-        plan = self.plan()
-        if self.position >= len(plan):
+        plan, i = self.plan(), self.position
+        if i >= len(plan.buckets):
             raise IndexError(f"dataset {self.dataset_id!r} is exhausted for epoch {self.epoch}")
-        i = self.position
-        self.position += 1
-        return self.bucket_keys[int(plan.buckets[i])], plan.batch(i)
+        self.position = i + 1
+        return self.bucket_keys[plan.buckets[i]], plan.batch(i)
 
     # --- state ---------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

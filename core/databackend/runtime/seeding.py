@@ -14,9 +14,11 @@ from functools import lru_cache
 
 import numpy as np
 
-__all__ = ["generator", "stable_id", "uniform"]
+__all__ = ["KeyedUniform", "generator", "stable_id", "uniform"]
 
 _MASK = (1 << 63) - 1
+_PAIR = struct.Struct("<2Q")
+_UNIT = float(1 << 53)
 
 
 @lru_cache(maxsize=4096)  # a pure function of its argument: dataset ids and stream names
@@ -36,10 +38,36 @@ def generator(seed: int, *key: int | str) -> np.random.Generator:
     return np.random.Generator(np.random.PCG64(np.random.SeedSequence(entropy)))
 
 
+def _words(seed: int, key: tuple[int | str, ...]) -> bytes:
+    parts = [int(seed) & _MASK] + [stable_id(k) if isinstance(k, str) else int(k) & _MASK
+                                   for k in key]
+    return struct.pack(f"<{len(parts)}Q", *parts)
+
+
+def _to_unit(data: bytes) -> float:
+    digest = hashlib.blake2b(data, digest_size=8).digest()
+    return (int.from_bytes(digest, "little") >> 11) / _UNIT
+
+
 def uniform(seed: int, *key: int | str) -> float:
     """A float in ``[0, 1)`` that is a pure function of ``(seed, *key)`` (cheaper than
     :func:`generator` when one number is needed, e.g. once per training step)."""
-    parts = [int(seed) & _MASK] + [stable_id(k) if isinstance(k, str) else int(k) & _MASK
-                                   for k in key]
-    digest = hashlib.blake2b(struct.pack(f"<{len(parts)}Q", *parts), digest_size=8).digest()
-    return (int.from_bytes(digest, "little") >> 11) / float(1 << 53)
+    return _to_unit(_words(seed, key))
+
+
+class KeyedUniform:
+    """:func:`uniform` with a fixed key prefix, hashed into bytes once: the per-step draws.
+
+    ``KeyedUniform(seed, "select")(epoch, step) == uniform(seed, "select", epoch, step)``
+    for integers ``epoch`` and ``step``.
+    """
+
+    def __init__(self, seed: int, *prefix: int | str) -> None:
+        """Pack ``(seed, *prefix)`` once."""
+        self._head = _words(seed, prefix)
+
+    def __call__(self, a: int, b: int) -> float:
+        """``uniform(seed, *prefix, a, b)``."""
+        digest = hashlib.blake2b(self._head + _PAIR.pack(a & _MASK, b & _MASK),
+                                 digest_size=8).digest()
+        return (int.from_bytes(digest, "little") >> 11) / _UNIT

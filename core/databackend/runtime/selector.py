@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import attrs
 import numpy as np
 
-from databackend.runtime.seeding import uniform
+from databackend.runtime.seeding import KeyedUniform
 from databackend.runtime.strategies import DatasetView, SamplingStrategy
 
 __all__ = ["DatasetSelector", "Schedule"]
@@ -51,6 +51,9 @@ class DatasetSelector:
         self.schedules = tuple(schedules)
         self.strategy = strategy
         self.seed = seed
+        self._uniform = KeyedUniform(seed, "select")
+        #: the schedules that can make a dataset inactive (None: always active)
+        self._windows = [None if s == Schedule() else s for s in self.schedules]
 
     @property
     def ids(self) -> tuple[str, ...]:
@@ -62,9 +65,9 @@ class DatasetSelector:
         if len(raw) != len(self.views):
             raise ValueError(f"strategy {self.strategy.name!r} returned {len(raw)} weights for "
                              f"{len(self.views)} datasets")
-        return [float(value) if (math.isfinite(value) and value > 0 and not done
-                                 and sched.active(epoch, step)) else 0.0
-                for value, sched, done in zip(raw, self.schedules, exhausted, strict=True)]
+        return [float(value) if (value > 0 and not done and math.isfinite(value)
+                                 and (sched is None or sched.active(epoch, step))) else 0.0
+                for value, sched, done in zip(raw, self._windows, exhausted, strict=True)]
 
     def probabilities(self, epoch: int, step: int, exhausted: Sequence[bool]) -> np.ndarray:
         """Normalised draw probabilities at ``(epoch, step)`` (all zero: nothing can be drawn)."""
@@ -81,7 +84,7 @@ class DatasetSelector:
         if total <= 0:
             return None, w
         p = [x / total for x in w]
-        u = uniform(self.seed, "select", epoch, step)
+        u = self._uniform(epoch, step)
         acc, last = 0.0, 0
         for i, share in enumerate(p):
             if share > 0:

@@ -8,12 +8,12 @@ none gets the empty caption (cached by the text precompute for caption dropout).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 
 from databackend.caches.base import KeyMemo
-from databackend.runtime.batch import Sample
+from databackend.runtime.batch import Batch, Sample, stack_batch
 from databackend.runtime.seeding import uniform
 
 __all__ = ["CachedSource"]
@@ -30,15 +30,30 @@ class _Index(Protocol):
     def captions_of(self, i: int) -> tuple[str, ...]:
         """Captions of sample ``i``."""
 
+    def geometry(self, i: int) -> Any:
+        """The geometry of sample ``i`` (sizes and crop)."""
+
 
 class _Latents(Protocol):
     def get_many(self, indices: Sequence[int]) -> list[Any]:
-        """Latents of samples ``indices``."""
+        """Latent records (tensor, sizes, path) of samples ``indices``."""
+
+    def tensors(self, indices: Sequence[int]) -> list[Any]:
+        """Latent tensors of samples ``indices``."""
 
 
 class _Texts(Protocol):
     def get_many(self, captions: Sequence[str]) -> list[Any]:
         """Embeddings of ``captions``."""
+
+
+class _SampleInfo(NamedTuple):
+    """What a batch needs of one sample besides its tensors (memoised per sample)."""
+
+    caption: str | None  #: the caption when there is at most one ("" for none), else None
+    captions: tuple[str, ...]
+    sizes: tuple[int, ...]  #: original (W, H), crop (top, left), target (W, H)
+    sample_id: str
 
 
 class CachedSource:
@@ -51,21 +66,28 @@ class CachedSource:
         self.dataset_id = dataset_id
         self.index, self.latents, self.texts, self.seed = index, latents, texts, seed
         self._buckets = dict(buckets) if buckets is not None else None
-        self._captions = KeyMemo()  # decoded from the index's compact table once per sample
+        #: decoded from the index's compact tables once per sample
+        self._info = KeyMemo(self._describe)
 
     def buckets(self) -> dict[Bucket, np.ndarray]:
         """``(W, H) -> sorted sample indices`` of the scanned index."""
         return dict(self._buckets) if self._buckets is not None else self.index.buckets()
 
+    def _describe(self, i: int) -> _SampleInfo:
+        captions = tuple(self.index.captions_of(i))
+        g = self.index.geometry(i)
+        return _SampleInfo(captions[0] if len(captions) == 1 else None if captions else "",
+                           captions, (*g.original_size, *g.crop_coordinates, *g.target_size),
+                           f"{self.dataset_id}:{self.index.paths[i]}")
+
     def caption(self, i: int, *, epoch: int, step: int) -> str:
         """The caption sample ``i`` uses at ``(epoch, step)``."""
-        captions: tuple[str, ...] = self._captions.get(i, self.index.captions_of)
-        if not captions:
-            return ""
-        if len(captions) == 1:
-            return captions[0]
+        info = self._info[i]
+        return info.caption if info.caption is not None else self._pick(info, i, epoch, step)
+
+    def _pick(self, info: _SampleInfo, i: int, epoch: int, step: int) -> str:
         u = uniform(self.seed, "caption", self.dataset_id, epoch, step, i)
-        return captions[int(u * len(captions))]
+        return info.captions[int(u * len(info.captions))]
 
     def samples(self, indices: Sequence[int], *, epoch: int, step: int) -> list[Sample]:
         """Latents, embeddings, geometry, caption and path of each index, in order."""
@@ -76,3 +98,16 @@ class CachedSource:
                        crop_coordinates=e.crop_coordinates, target_size=e.target_size,
                        caption=c, path=e.path)
                 for e, t, c in zip(entries, embeds, captions, strict=True)]
+
+    def batch(self, indices: list[int], *, epoch: int, step: int, bucket: Bucket) -> Batch:
+        """The stacked batch of ``indices``: what ``collate(samples(...))`` gives, without a
+        :class:`Sample` per index (the runtime's hot path)."""
+        memo = self._info
+        rows = [memo[i] for i in indices]
+        captions = [r.caption if r.caption is not None else self._pick(r, i, epoch, step)
+                    for r, i in zip(rows, indices, strict=True)]
+        latents = self.latents.tensors(indices)
+        return stack_batch(
+            latents, self.texts.get_many(captions), [r.sizes for r in rows], captions=captions,
+            sample_ids=[r.sample_id for r in rows], indices=indices,
+            dataset_id=self.dataset_id, bucket=bucket, epoch=epoch, step=step)
