@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 
 import numpy as np
 import pytest
@@ -117,3 +118,39 @@ def test_next_active_epoch() -> None:
                           Uniform())
     assert sel.next_active_epoch(2, 10, [True, True]) == 4
     assert sel.next_active_epoch(4, 10, [True, False]) is None
+
+
+class _AskedEveryStep(Uniform):
+    """Uniform weights, but the selector may not reuse them; counts the calls."""
+
+    calls = 0
+
+    def weights(self, datasets: Sequence[DatasetView], epoch: int, step: int) -> list[float]:
+        self.calls += 1
+        return super().weights(datasets, epoch, step)
+
+    def same_every_step(self, datasets: Sequence[DatasetView]) -> bool:
+        return False
+
+
+def test_reused_weights_draw_exactly_what_per_step_weights_draw() -> None:
+    views, windows = _views(0.5, 0.3, 0.2), [Schedule(), Schedule(end_epoch=2), Schedule()]
+    steady = DatasetSelector(views, windows, Uniform(), seed=5)
+    asked = _AskedEveryStep()
+    fresh = DatasetSelector(views, windows, asked, seed=5)
+    rng = random.Random(0)
+    for n in range(3000):
+        epoch, exhausted = 1 + n // 1000, [rng.random() < 0.3 for _ in views]
+        assert steady.draw(epoch, n, exhausted) == fresh.draw(epoch, n, exhausted)
+    assert asked.calls == 3000
+
+
+def test_step_dependent_weights_are_never_reused() -> None:
+    decaying = [DatasetView(id="a", num_batches=10, disable_after_epoch_step=100),
+                DatasetView(id="b", num_batches=10)]
+    sel = DatasetSelector(decaying, [Schedule()] * 2, AutoWeighting(), seed=1)
+    assert sel.draw(1, 0, [False, False])[1] == pytest.approx((0.5, 0.5))
+    assert sel.draw(1, 50, [False, False])[1] == pytest.approx((1 / 3, 2 / 3))
+    windowed = DatasetSelector(_views(0.5, 0.5), [Schedule(), Schedule(end_step=10)], Uniform())
+    assert windowed.draw(1, 5, [False, False])[1] == (0.5, 0.5)
+    assert windowed.draw(1, 20, [False, False])[1] == (1.0, 0.0)

@@ -170,26 +170,38 @@ class LatentCache(CacheBase):
         per-sample records (the runtime takes sizes from the index)."""
         unique = list(dict.fromkeys(indices))
         if self.disable:
-            found = dict(zip(unique, self._encode_now(unique, write=False), strict=True))
-            return [found[i] for i in indices]
+            found = self._encode_now(unique, write=False)
+        else:
+            found = self._read_latents(unique)
+        if len(unique) == len(indices):
+            return found
+        where = {i: k for k, i in enumerate(unique)}
+        return [found[where[i]] for i in indices]
+
+    def _read_latents(self, unique: list[int]) -> list[torch.Tensor]:
+        """Read and check the entries of distinct samples; encode what is missing or bad."""
         located = self._locate_many(unique)
         entries = self._read([loc[2] for loc in located], [loc[1] for loc in located])
-        found = {}
-        todo: list[int] = []
+        out: list[Any] = []
+        todo: list[int] = []  # places in ``out`` to encode
         for i, (geometry, _, path, _), entry in zip(unique, located, entries, strict=True):
             if isinstance(entry, tuple):
                 latents = entry[0].get("latents")
                 reason = _latent_problem(latents, geometry.target_size)
-                if reason is None and latents is not None:
-                    found[i] = latents
+                if reason is None:
+                    out.append(latents)
                     continue
             else:
                 reason = entry
             self._miss(i, path, reason)
-            todo.append(i)
-        self.stats.hits += len(found)
-        found.update(zip(todo, self._encode_now(todo, write=True), strict=True))
-        return [found[i] for i in indices]
+            todo.append(len(out))
+            out.append(None)
+        self.stats.hits += len(out) - len(todo)
+        if todo:
+            fresh = self._encode_now([unique[k] for k in todo], write=True)
+            for k, latents in zip(todo, fresh, strict=True):
+                out[k] = latents
+        return out
 
     def _miss(self, i: int, path: str, reason: str | None) -> None:
         """Count a miss (and a repair for a bad file); raise without an encoder."""

@@ -95,7 +95,8 @@ class BatchFetcher(Generic[T]):
     def __next__(self) -> T:
         if self._done:
             raise StopIteration
-        depth, start = self._queue.qsize(), time.perf_counter()
+        depth = 0 if self._thread is None else self._queue.qsize()
+        start = time.perf_counter()
         if self._thread is None:
             produced = self._timed_produce()
             entry: tuple[str, Any] = (_END, None) if produced is None else (_ITEM, produced)

@@ -54,6 +54,10 @@ class DatasetSelector:
         self._uniform = KeyedUniform(seed, "select")
         #: the schedules that can make a dataset inactive (None: always active)
         self._windows = [None if s == Schedule() else s for s in self.schedules]
+        #: weights can be reused within an epoch: (epoch, *exhausted) -> draw weights
+        self._steady = strategy.same_every_step(self.views) and all(
+            s.start_step <= 1 and s.end_step is None for s in self.schedules)
+        self._reuse: dict[tuple[int, ...], tuple[tuple[float, ...], float]] = {}
 
     @property
     def ids(self) -> tuple[str, ...]:
@@ -76,14 +80,12 @@ class DatasetSelector:
         return w / total if total > 0 else w
 
     def draw(self, epoch: int, step: int, exhausted: Sequence[bool]
-             ) -> tuple[int | None, list[float]]:
+             ) -> tuple[int | None, tuple[float, ...]]:
         """The dataset drawn for ``(epoch, step)`` (None when none is eligible) and the
         normalised probabilities it was drawn with."""
-        w = self._weights(epoch, step, exhausted)
-        total = math.fsum(w)
+        p, total = self._normalised(epoch, step, exhausted)
         if total <= 0:
-            return None, w
-        p = [x / total for x in w]
+            return None, p
         u = self._uniform(epoch, step)
         acc, last = 0.0, 0
         for i, share in enumerate(p):
@@ -92,6 +94,23 @@ class DatasetSelector:
                 if u < acc:
                     return i, p
         return last, p  # u beyond a cumulative sum that rounded below 1
+
+    def _normalised(self, epoch: int, step: int, exhausted: Sequence[bool]
+                    ) -> tuple[tuple[float, ...], float]:
+        """The draw probabilities (raw weights when they sum to 0) and the weights' sum;
+        reused across the steps of an epoch when nothing in them depends on the step."""
+        key = (epoch, *exhausted) if self._steady else None
+        found = self._reuse.get(key) if key is not None else None
+        if found is not None:
+            return found
+        w = self._weights(epoch, step, exhausted)
+        total = math.fsum(w)
+        found = tuple(x / total for x in w) if total > 0 else tuple(w), total
+        if key is not None:
+            if len(self._reuse) > 64:
+                self._reuse.clear()
+            self._reuse[key] = found
+        return found
 
     def pick(self, epoch: int, step: int, exhausted: Sequence[bool]) -> int | None:
         """The dataset drawn for ``(epoch, step)``, or None when none is eligible."""

@@ -37,6 +37,12 @@ class SamplingStrategy(ABC):
     def weights(self, datasets: Sequence[DatasetView], epoch: int, step: int) -> list[float]:
         """One weight per dataset (>= 0) for the given epoch and global step."""
 
+    def same_every_step(self, datasets: Sequence[DatasetView]) -> bool:
+        """Whether :meth:`weights` is the same for every step of an epoch, so the selector may
+        reuse it until the epoch or the set of exhausted datasets changes (default: False,
+        asked every step)."""
+        return False
+
 
 class Uniform(SamplingStrategy):
     """Weight = the dataset's ``probability`` (SimpleTuner's ``uniform``)."""
@@ -46,6 +52,10 @@ class Uniform(SamplingStrategy):
     def weights(self, datasets: Sequence[DatasetView], epoch: int, step: int) -> list[float]:
         """``probability`` per dataset."""
         return [max(0.0, d.probability) for d in datasets]
+
+    def same_every_step(self, datasets: Sequence[DatasetView]) -> bool:
+        """Always: probabilities are fixed."""
+        return True
 
 
 class AutoWeighting(SamplingStrategy):
@@ -64,3 +74,7 @@ class AutoWeighting(SamplingStrategy):
                 w *= max(0.0, 1.0 - step / d.disable_after_epoch_step)
             out.append(w)
         return out
+
+    def same_every_step(self, datasets: Sequence[DatasetView]) -> bool:
+        """Unless a dataset decays with ``disable_after_epoch_step``."""
+        return not any(d.disable_after_epoch_step for d in datasets)
