@@ -1,8 +1,7 @@
 """Aspect-ratio bucket geometry: from an image's size to its target size, resize and crop.
 
-This implements the semantics written down in ``BUCKETING.md`` (SimpleTuner's size
-calculators, ``calculate_target_size`` and the resize/crop step), with Python's
-round-half-to-even and ``int()`` truncation, except where we deliberately differ:
+This implements ``BUCKETING.md`` (SimpleTuner's size calculators, ``calculate_target_size`` and
+the resize/crop step, Python's rounding and truncation), except where we deliberately differ:
 
 1. a bucket is identified by its target size ``(W, H)``; there is no process-global
    "aspect -> size" map, so results never depend on scan order;
@@ -17,6 +16,7 @@ See ``docs/bucketing.md`` for the rules and worked examples.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -35,8 +35,7 @@ __all__ = ["AREA_EDGES", "CROP_ASPECTS", "CROP_STYLES", "GEOMETRY_VERSION", "RES
            "aspect_out_of_range", "compute_geometry", "crop_offsets", "filter_reason",
            "pixel_resolution"]
 
-#: Bumped whenever the geometry rules change, so cached geometry is invalidated (2: keyed
-#: BLAKE2b random crops instead of ``random.Random``).
+#: Bumped when the rules change, invalidating cached geometry (2: keyed BLAKE2b random crops).
 GEOMETRY_VERSION = 2
 RESOLUTION_TYPES = ("pixel", "area", "pixel_area")
 CROP_STYLES = ("random", "center", "centre", "corner", "face")
@@ -60,8 +59,8 @@ class GeometryConfigError(ValueError):
 class GeometryParams:
     """A dataset's validated geometry settings, in the units the calculators use.
 
-    ``resolution`` is a pixel edge (``pixel``) or megapixels (``area``); build from raw config
-    values with :meth:`create`, which also converts ``pixel_area``.
+    ``resolution`` is a pixel edge (``pixel``) or megapixels (``area``); :meth:`create` builds it
+    from raw config values (and converts ``pixel_area``).
     """
 
     resolution: float
@@ -117,9 +116,8 @@ class GeometryParams:
 class SampleGeometry:
     """Where one sample goes: the sizes of each step and the crop, all as ``(W, H)``.
 
-    ``target_size`` identifies the bucket; ``aspect_bucket`` is the rounded aspect key reported
-    beside it. ``crop_coordinates`` is ``(top, left)`` within ``intermediary_size``, the size the
-    image has just before the crop (equal to ``downsample_size`` when that step ran).
+    ``target_size`` identifies the bucket, ``aspect_bucket`` is its rounded aspect key, and
+    ``crop_coordinates`` is ``(top, left)`` within ``intermediary_size`` (the pre-crop size).
     """
 
     original_size: Size
@@ -419,6 +417,11 @@ def _downsample_size(size: Size, target: Size, params: GeometryParams) -> Size |
     return down if down[0] <= width and down[1] <= height else None
 
 
+@functools.lru_cache(maxsize=16)  # BLAKE2b fed with f"{seed}:" once, copied per sample
+def _crop_hasher(seed: int) -> Any:
+    return hashlib.blake2b(f"{seed}:".encode(), digest_size=16, person=b"databackend-crop")
+
+
 def crop_offsets(before: Size, target: Size, style: str, *, seed: int = 0, key: str = ""
                  ) -> Size:
     """``(top, left)`` of ``target`` inside ``before``; ``random`` (and ``face``) offsets are
@@ -428,8 +431,9 @@ def crop_offsets(before: Size, target: Size, style: str, *, seed: int = 0, key: 
         return (slack_h // 2, slack_w // 2)
     if style == "corner" or (slack_w <= 0 and slack_h <= 0):
         return (0, 0)
-    digest = hashlib.blake2b(f"{seed}:{key}".encode("utf-8", "surrogateescape"),
-                             digest_size=16, person=b"databackend-crop").digest()
+    hasher = _crop_hasher(seed).copy()
+    hasher.update(key.encode("utf-8", "surrogateescape"))
+    digest = hasher.digest()
     top, left = int.from_bytes(digest[:8], "little"), int.from_bytes(digest[8:], "little")
     return (top % (slack_h + 1), left % (slack_w + 1))
 
@@ -478,11 +482,8 @@ def aspect_out_of_range(geometry: SampleGeometry, params: GeometryParams) -> boo
 
 
 def apply_geometry(image: Image.Image, geometry: SampleGeometry) -> Image.Image:
-    """Downsample (if any), resize to the intermediary size (LANCZOS) and crop the target box.
-
-    ``image`` must already be EXIF-oriented (its size equal to ``geometry.original_size``); the
-    result is exactly ``geometry.target_size``.
-    """
+    """Downsample (if any), resize to the intermediary size (LANCZOS), crop the target box: the
+    result is exactly ``geometry.target_size``. ``image`` must be EXIF-oriented already."""
     from PIL import Image as PILImage
 
     if image.size != geometry.original_size:

@@ -18,9 +18,7 @@ import os
 import struct
 import sys
 from collections.abc import Callable
-from typing import NoReturn
-
-import attrs
+from typing import NamedTuple, NoReturn
 
 __all__ = [
     "HEADER_BYTES",
@@ -61,9 +59,9 @@ _TAG_WIDTH, _TAG_HEIGHT, _TAG_ORIENTATION = 256, 257, 274
 _TYPE_SHORT, _TYPE_LONG = 3, 4
 
 
-@attrs.frozen
-class ImageInfo:
-    """Display size of an image: ``width``/``height`` are after applying EXIF orientation."""
+class ImageInfo(NamedTuple):
+    """Display size of an image: ``width``/``height`` are after applying EXIF orientation
+    (a named tuple: one is made per probed file)."""
 
     width: int
     height: int

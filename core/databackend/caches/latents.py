@@ -169,10 +169,8 @@ class LatentCache(CacheBase):
         """Just the latents of the given samples, in order: :meth:`get_many` without the
         per-sample records (the runtime takes sizes from the index)."""
         unique = list(dict.fromkeys(indices))
-        if self.disable:
-            found = self._encode_now(unique, write=False)
-        else:
-            found = self._read_latents(unique)
+        found = (self._encode_now(unique, write=False) if self.disable
+                 else self._read_latents(unique))
         if len(unique) == len(indices):
             return found
         where = {i: k for k, i in enumerate(unique)}

@@ -314,6 +314,7 @@ class CaptionBook:
 
     def captions(self, rows: Iterable[int], stored: Known) -> Iterator[Captions]:
         """The captions of kept ``rows``, in order."""
-        for r in rows:
-            found = self.computed.get(int(r))
-            yield found if found is not None else stored.caption_of(int(self.ref[r]))
+        computed, ref = self.computed, self.ref
+        for r in rows.tolist() if isinstance(rows, np.ndarray) else rows:
+            found = computed.get(r)
+            yield found if found is not None else stored.caption_of(int(ref[r]))

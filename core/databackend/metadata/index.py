@@ -23,14 +23,14 @@ import json
 import logging
 import struct
 import zlib
-from array import array
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, cast, overload
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
 from databackend.errors import DatabackendError
 from databackend.geometry import SampleGeometry
+from databackend.metadata.captiontable import CaptionTable
 
 if TYPE_CHECKING:
     from databackend.storage.base import StorageBackend
@@ -86,81 +86,6 @@ def _unstrings(raw: Any, count: int) -> list[str]:
     if len(out) != count:
         raise IndexFormatError(f"string section holds {len(out)} items, expected {count}")
     return out
-
-
-class CaptionTable(Sequence[tuple[str, ...]]):
-    """Captions of every sample, stored compactly: one UTF-8 blob plus two offset arrays.
-
-    Behaves like a read-only ``list[tuple[str, ...]]``; 1M one-line captions cost about the
-    size of their text instead of ~150 bytes of Python objects each.
-    """
-
-    def __init__(self, blob: bytes | bytearray | memoryview | np.ndarray,
-                 caption_offsets: np.ndarray, sample_offsets: np.ndarray) -> None:
-        """Wrap a blob; ``caption_offsets`` (m+1) are byte offsets, ``sample_offsets`` (n+1)
-        index into the m captions."""
-        self._blob = memoryview(blob).cast("B")  # type: ignore[arg-type]
-        self._cap = np.asarray(caption_offsets, dtype=np.int64)
-        self._smp = np.asarray(sample_offsets, dtype=np.int64)
-
-    @classmethod
-    def from_tuples(cls, items: Iterable[Sequence[str]]) -> CaptionTable:
-        """Pack an iterable of caption tuples (streamed: no per-caption objects are kept)."""
-        blob = bytearray()
-        cap, smp = array("q", [0]), array("q", [0])
-        for caps in items:
-            for caption in caps:
-                blob += caption.encode("utf-8", "surrogateescape")
-                cap.append(len(blob))
-            smp.append(len(cap) - 1)
-        return cls(blob, np.frombuffer(cap, np.int64), np.frombuffer(smp, np.int64))
-
-    def __len__(self) -> int:
-        return len(self._smp) - 1
-
-    def _one(self, i: int) -> tuple[str, ...]:
-        n = len(self)
-        if i < 0:
-            i += n
-        if not 0 <= i < n:
-            raise IndexError(f"caption index {i} out of range for {n} samples")
-        lo, hi = int(self._smp[i]), int(self._smp[i + 1])
-        cap, blob = self._cap, self._blob
-        return tuple(str(blob[int(cap[k]):int(cap[k + 1])], "utf-8", "surrogateescape")
-                     for k in range(lo, hi))
-
-    @overload
-    def __getitem__(self, i: int) -> tuple[str, ...]: ...
-    @overload
-    def __getitem__(self, i: slice) -> list[tuple[str, ...]]: ...
-    def __getitem__(self, i: int | slice) -> tuple[str, ...] | list[tuple[str, ...]]:
-        if isinstance(i, slice):
-            return [self._one(k) for k in range(*i.indices(len(self)))]
-        return self._one(int(i))
-
-    def __iter__(self) -> Iterator[tuple[str, ...]]:
-        return (self._one(k) for k in range(len(self)))
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (CaptionTable, (bytes(self._blob), self._cap, self._smp))
-
-    def sections(self) -> dict[str, np.ndarray]:
-        """The arrays that persist this table (lengths rather than offsets: they compress)."""
-        return {"blob": np.frombuffer(self._blob, dtype=np.uint8),
-                "lengths": np.diff(self._cap).astype(np.uint32),
-                "counts": np.diff(self._smp).astype(np.uint32)}
-
-    @classmethod
-    def from_sections(cls, blob: np.ndarray, lengths: np.ndarray,
-                      counts: np.ndarray) -> CaptionTable:
-        """Inverse of :meth:`sections`."""
-        def offsets(sizes: np.ndarray) -> np.ndarray:
-            """Start offsets (with a final end) of consecutive ``sizes``."""
-            out = np.zeros(len(sizes) + 1, np.int64)
-            np.cumsum(sizes, out=out[1:])
-            return out
-
-        return cls(blob, offsets(lengths), offsets(counts))
 
 
 class _Files:
@@ -291,8 +216,8 @@ class DatasetIndex(_Files):
         theirs, in order), the others become the skipped table."""
         def pick(rows: np.ndarray) -> tuple[list[str], list[str | None] | None]:
             """Paths and etags of ``rows``."""
-            return ([paths[int(r)] for r in rows],
-                    None if etags is None else [etags[int(r)] for r in rows])
+            at = rows.tolist()
+            return [paths[r] for r in at], None if etags is None else [etags[r] for r in at]
 
         kept, skip = np.flatnonzero(ints[:, 0] == 0), np.flatnonzero(ints[:, 0] != 0)
         skip_paths, skip_etags = pick(skip)

@@ -62,10 +62,11 @@ def place(width: int, height: int, key: str, params: GeometryParams, seed: int, 
     sample's own generator (spot-checked against a full computation every 64 uses).
     """
     slot = (memo, seed, width, height) if memo and _memo_state["ok"] else None
-    if slot is not None and slot in _MEMO:
-        row = _reuse(_MEMO[slot], key, params, seed)
-        _memo_state["hits"] += 1
-        if _memo_state["hits"] % _CHECK_EVERY or _verified(row, width, height, key, params, seed):
+    cached = _MEMO.get(slot) if slot is not None else None
+    if cached is not None:
+        row = cached[0] if cached[1] else _reuse(cached, key, params, seed)
+        hits = _memo_state["hits"] = _memo_state["hits"] + 1
+        if hits % _CHECK_EVERY or _verified(row, width, height, key, params, seed):
             return row
         return place(width, height, key, params, seed)
     if geometry_module.filter_reason(width, height, params) is not None:

@@ -110,7 +110,13 @@ def probe_local_stat(path: str) -> tuple[str | None, int, int, int, float]:
         try:
             st = os.fstat(fd)
             size, mtime = st.st_size, st.st_mtime
-            found = _probe_read(lambda at, n: os.pread(fd, n, at), size, LOCAL_FIRST_READ)
+            want = min(size, LOCAL_FIRST_READ)
+            data = os.pread(fd, want, 0)
+            try:  # the whole header is in the first read: one parse, no closure
+                info = probe.probe_bytes(data, eof=len(data) < want or len(data) == size)
+                return None, info.width, info.height, size, mtime
+            except probe.NeedMoreData:
+                found = _probe_read(lambda at, n: os.pread(fd, n, at), size, LOCAL_FIRST_READ)
         finally:
             os.close(fd)
     except Exception as exc:
@@ -203,6 +209,7 @@ class Prober:
         self._pending: list[tuple[int, str, Any]] = []
         self._pool: Executor | None = None
         self._local: bool | None = None
+        self._step = 256  # files per task (set by the first add: 32 remote, 512 local pool)
         self._done: queue.SimpleQueue[Future[Chunk]] = queue.SimpleQueue()
         self._inflight = 0
 
@@ -217,16 +224,11 @@ class Prober:
         its listed byte size (-1: unknown)."""
         if self._local is None:
             self._local = self.storage.local_path(key) is not None
+            self._step = 32 if not self._local else 512 if self.workers > 1 else 256
         self._pending.append((row, key, size))
         if len(self._pending) >= self._step:
             self._submit()
             self.poll()
-
-    @property
-    def _step(self) -> int:
-        if not self._local:
-            return 32
-        return 512 if self._pool is not None or self.workers > 1 else 256
 
     def _task(self, items: Sequence[tuple[int, str, Any]]) -> Task:
         rows = np.fromiter((r for r, _, _ in items), np.int64, len(items))
@@ -362,8 +364,9 @@ class Listing:
 
     def take(self, rows: np.ndarray) -> Listing:
         """The listing restricted to ``rows`` (in that order)."""
-        return Listing([self.paths[int(r)] for r in rows], self.size[rows], self.mtime[rows],
-                       None if self.etags is None else [self.etags[int(r)] for r in rows])
+        at = rows.tolist()
+        return Listing([self.paths[r] for r in at], self.size[rows], self.mtime[rows],
+                       None if self.etags is None else [self.etags[r] for r in at])
 
 
 def path_order(paths: Sequence[str]) -> np.ndarray:

@@ -366,7 +366,9 @@ class ScanRun:
             keep = np.ones(len(self.listing), np.bool_)
             keep[self.drop] = False
             rows = np.flatnonzero(keep)
-            rows = rows[path_order([self.listing.paths[int(r)] for r in rows])]
+            paths = self.listing.paths
+            rows = rows[path_order(paths if len(rows) == len(paths) else
+                                   [paths[r] for r in rows.tolist()])]
             kept = rows[self.ints[rows, 0] == 0]
             captions = self.book.captions(kept, self.known)
             meta = {"dataset_id": self.b.dataset.id, "geometry_fp": self.b.geometry_fp,

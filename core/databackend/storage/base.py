@@ -30,20 +30,18 @@ import io
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, BinaryIO, ClassVar
-
-import attrs
+from typing import Any, BinaryIO, ClassVar, NamedTuple
 
 __all__ = ["FileInfo", "StorageBackend"]
 
 
-@attrs.frozen(slots=True)
-class FileInfo:
+class FileInfo(NamedTuple):
     """One listed file: its relative key, byte size, modification time and optional ETag.
 
     ``size`` is -1 when the store cannot tell without fetching (e.g. a CSV list of URLs not yet
     downloaded) and ``mtime`` is 0.0 when it has none; the scanner then reads the header by
-    range and treats a later, known size as a change.
+    range and treats a later, known size as a change. A named tuple: listings make one per
+    file, millions of them.
     """
 
     path: str
