@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 #: Columns of a row: code, orig W, H, target W, H, intermediary W, H, crop top, left, down W, H.
 ROW_WIDTH = 11
 MIN_POOL_FILES = 1024  # below this many files a process pool costs more than it saves
+_HOOK_EVERY = 128  # listed files handed to the listing hook at a time
 #: (row ids, int32 (k, ROW_WIDTH), aspects, (size, mtime) per row of local probes)
 Chunk = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]
 
@@ -222,10 +223,16 @@ class Prober:
     def add(self, row: int, key: str, size: tuple[int, int] | int = -1) -> None:
         """Queue one file: ``size`` (W, H) given: only place it, no read; an int: probe it,
         its listed byte size (-1: unknown)."""
+        self.add_many([(row, key, size)])
+
+    def add_many(self, items: Sequence[tuple[int, str, tuple[int, int] | int]]) -> None:
+        """:meth:`add` for several ``(row, key, size)`` items."""
+        if not items:
+            return
         if self._local is None:
-            self._local = self.storage.local_path(key) is not None
+            self._local = self.storage.local_path(items[0][1]) is not None
             self._step = 32 if not self._local else 512 if self.workers > 1 else 256
-        self._pending.append((row, key, size))
+        self._pending.extend(items)
         if len(self._pending) >= self._step:
             self._submit()
             self.poll()
@@ -336,25 +343,32 @@ class Listing:
 
     @classmethod
     def collect(cls, infos: Iterable[FileInfo], side: Callable[[str], bool] | None,
-                hook: Callable[[int, FileInfo], None] | None = None
+                hook: Callable[[int, list[FileInfo]], None] | None = None
                 ) -> tuple[Listing, dict[str, FileInfo]]:
         """Columns of the listed files, in listing order; files for which ``side(path)``
-        holds go to the dict. ``hook(row, info)`` sees each file as it is listed."""
+        holds go to the dict. ``hook(first_row, infos)`` sees the files as they are listed,
+        ``_HOOK_EVERY`` at a time."""
         paths: list[str] = []
         sizes, mtimes = array("q"), array("d")
         etags: list[str | None] = []
         others: dict[str, FileInfo] = {}
+        fresh: list[FileInfo] = []
         for info in infos:
-            path = info.path
+            path, size, mtime, etag = info
             if side is not None and side(path):
                 others[path] = info
                 continue
-            if hook is not None:
-                hook(len(paths), info)
             paths.append(path)
-            sizes.append(info.size)
-            mtimes.append(info.mtime)
-            etags.append(info.etag)
+            sizes.append(size)
+            mtimes.append(mtime)
+            etags.append(etag)
+            if hook is not None:
+                fresh.append(info)
+                if len(fresh) >= _HOOK_EVERY:
+                    hook(len(paths) - len(fresh), fresh)
+                    fresh = []
+        if hook is not None and fresh:
+            hook(len(paths) - len(fresh), fresh)
         return cls(paths, np.frombuffer(sizes, np.int64).copy(),
                    np.frombuffer(mtimes, np.float64).copy(),
                    etags if any(e is not None for e in etags) else None), others

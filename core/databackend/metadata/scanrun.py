@@ -148,12 +148,14 @@ class ScanRun:
         table = self.source.table if self.source.settings.table is not None else None
         return table is not None and table.has_sizes
 
-    def _stream(self, row: int, info: FileInfo) -> None:
-        """Listing hook: a file never seen before goes to the prober at once."""
-        if info.path not in self.known.pos:
-            self.streamed.append(row)
-            self.counts["probed"] += 1
-            self.prober.add(row, info.path, info.size)
+    def _stream(self, first: int, infos: list[FileInfo]) -> None:
+        """Listing hook: files never seen before go to the prober at once."""
+        known = self.known.pos
+        new = [(row, path, size) for row, (path, size, _, _) in enumerate(infos, first)
+               if path not in known]
+        self.streamed.extend(row for row, _, _ in new)
+        self.counts["probed"] += len(new)
+        self.prober.add_many(new)
 
     def _sources(self, *found: DatasetIndex | None) -> list[tuple[DatasetIndex, bool, bool]]:
         out = []
