@@ -143,3 +143,23 @@ def test_header_is_json_with_version() -> None:
     assert header["format"] == "databackend-index" and header["version"] == 1
     assert header["count"] == 5 and header["skipped"] == 2
     assert header["crc32"] == zlib.crc32(data[16 + length:])
+
+
+@pytest.mark.parametrize("rows", [
+    [], [()], [("",)], [("", "")], [("x",)] * 5,
+    [("a",), ("", "b\x00c"), (), ("ü",), ("\udcff odd name",)],  # NUL inside; surrogates
+])
+def test_caption_table_packs_any_captions(rows: list[tuple[str, ...]]) -> None:
+    table = CaptionTable.from_tuples(iter(rows))
+    assert list(table) == rows and len(table) == len(rows)
+    assert list(CaptionTable.from_sections(**table.sections())) == rows
+
+
+def test_caption_table_packs_in_slices_without_mixing_samples(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from databackend.metadata import captiontable
+
+    rows = [(f"caption {i}",) if i % 3 else (f"a{i}", f"b{i}") for i in range(2500)]
+    monkeypatch.setattr(captiontable, "_PACK_SLICE", 1000)  # three slices, the last partial
+    table = CaptionTable.from_tuples(rows)
+    assert list(table) == rows and table[1999] == rows[1999]

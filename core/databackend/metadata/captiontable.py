@@ -51,22 +51,19 @@ class CaptionTable(Sequence[tuple[str, ...]]):
     def from_tuples(cls, items: Iterable[Sequence[str]]) -> CaptionTable:
         """Pack an iterable of caption tuples (streamed in slices of ``_PACK_SLICE`` samples,
         so a million captions never exist as Python objects at once)."""
-        blobs: list[bytes] = []
-        lengths: list[np.ndarray] = []
-        counts = array("q")
+        blob = bytearray()
+        lengths, counts = array("q"), array("q")
         it = iter(items)
         while piece := list(islice(it, _PACK_SLICE)):
-            flat = [c for caps in piece for c in caps]
             counts.extend(map(len, piece))
-            blob, sizes = _pack_strings(flat)
-            blobs.append(blob)
-            lengths.append(sizes)
-        cap = np.zeros(sum(map(len, lengths)) + 1, np.int64)
-        if len(cap) > 1:
-            np.cumsum(np.concatenate(lengths), out=cap[1:])
+            text, sizes = _pack_strings([c for caps in piece for c in caps])
+            blob += text
+            lengths.extend(sizes.tolist())
+        cap = np.zeros(len(lengths) + 1, np.int64)
+        np.cumsum(np.frombuffer(lengths, np.int64), out=cap[1:])
         smp = np.zeros(len(counts) + 1, np.int64)
         np.cumsum(np.frombuffer(counts, np.int64), out=smp[1:])
-        return cls(bytearray(b"".join(blobs)), cap, smp)
+        return cls(blob, cap, smp)
 
     def __len__(self) -> int:
         return len(self._smp) - 1
