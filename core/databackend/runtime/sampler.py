@@ -154,6 +154,8 @@ class BucketSampler:
         self._base = self.global_batch
         self._regroups: list[tuple[int, int]] = []
         self._plan: EpochPlan | None = None
+        self._offsets: list[int] = []
+        self._keys: list[Bucket] = []
         self._warn()
 
     @property
@@ -219,6 +221,9 @@ class BucketSampler:
         for pos, g in self._regroups:
             plan = _concat(plan.head(pos), _regroup(plan.tail(pos), g, self.policy))
         self._plan = plan
+        # per-batch lookups as Python lists: take() runs every step, between tensor copies
+        self._offsets = plan.offsets.tolist()
+        self._keys = [self.bucket_keys[b] for b in plan.buckets.tolist()]
         return plan
 
     # --- iteration -----------------------------------------------------------------------------
@@ -237,15 +242,17 @@ class BucketSampler:
     @property
     def exhausted(self) -> bool:
         """No batch is left in the current epoch."""
-        return self.position >= len(self.plan().buckets)
+        if self._plan is None:
+            self.plan()
+        return self.position >= len(self._keys)
 
     def take(self) -> tuple[Bucket, np.ndarray]:
         """The next batch's bucket and global sample indices; advances the position."""
         plan, i = self.plan(), self.position
-        if i >= len(plan.buckets):
+        if i >= len(self._keys):
             raise IndexError(f"dataset {self.dataset_id!r} is exhausted for epoch {self.epoch}")
         self.position = i + 1
-        return self.bucket_keys[plan.buckets[i]], plan.batch(i)
+        return self._keys[i], plan.samples[self._offsets[i]:self._offsets[i + 1]]
 
     # --- state ---------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
