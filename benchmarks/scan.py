@@ -301,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=20_000, help="images to generate")
     parser.add_argument("--dir", help="folder to generate into and reuse (default: temporary)")
     parser.add_argument("--workers", type=int, default=0, help="scan_workers (0 = per CPU)")
-    parser.add_argument("--repeat", type=int, default=3, help="runs per timing (best is kept)")
+    parser.add_argument("--repeat", type=int, default=5, help="runs per timing (best is kept)")
     parser.add_argument("--synthetic", type=int, default=1_000_000,
                         help="entries of the synthetic index (0 = skip)")
     parser.add_argument("--json", action="store_true", help="print JSON")

@@ -225,6 +225,9 @@ class CaptionSource:
     def captions_for(self, paths: Sequence[str]) -> list[Captions | None]:
         """Captions of each path (None: no caption, the sample is skipped)."""
         raw = self._raw(paths)
+        s = self.settings
+        if not (s.only_instance_prompt or (s.prepend_instance_prompt and s.instance_prompt)):
+            return [c or None for c in raw]  # what _finish does without instance prompts
         return [self._finish(c) for c in raw]
 
     def _raw(self, paths: Sequence[str]) -> Iterable[Captions]:

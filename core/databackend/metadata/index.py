@@ -24,6 +24,7 @@ import logging
 import struct
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
@@ -368,9 +369,11 @@ def pack(header: Mapping[str, Any], arrays: Mapping[str, np.ndarray],
 
     The payload is assembled in one preallocated buffer, so saving costs one copy of it.
     """
-    parts = [_array_part(name, arr) for name, arr in arrays.items()]
-    parts += [({"name": name, "kind": "text", "count": len(items), "codec": "zlib"},
-               zlib.compress(_strings(items), 1)) for name, items in texts.items()]
+    with ThreadPoolExecutor(2, thread_name_prefix="databackend-index") as pool:  # zlib frees
+        texts_z = pool.map(lambda items: zlib.compress(_strings(items), 1), texts.values())
+        parts = list(pool.map(_array_part, arrays, arrays.values()))  # the GIL: 2 at a time
+        parts += [({"name": name, "kind": "text", "count": len(items), "codec": "zlib"}, raw)
+                  for (name, items), raw in zip(texts.items(), texts_z, strict=True)]
     offset, crc = 0, 0
     for info, raw in parts:
         info["offset"], info["nbytes"] = offset, len(raw)
