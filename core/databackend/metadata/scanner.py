@@ -412,7 +412,7 @@ class Known:
                                                         cols["cap_row"])
         etags = [e for part in parts for e in part["etags"] or [None] * len(part["paths"])]
         self.etags = etags if any(etags) else None
-        self.pos = dict(zip(self.paths, range(len(self.paths))))
+        self.pos = dict(zip(self.paths, range(len(self.paths)), strict=True))
 
     def __len__(self) -> int:
         return len(self.paths)
