@@ -10,7 +10,7 @@ import contextlib
 import operator
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, BinaryIO, ClassVar, cast
 
 from databackend.storage.base import FileInfo, StorageBackend
@@ -23,6 +23,11 @@ IGNORED_DIRS = frozenset(
     {".Spotlight-V100", ".Trashes", ".fseventsd", ".TemporaryItems", ".zfs",
      ".ipynb_checkpoints", ".git", "__pycache__"}
 )
+
+
+#: ``_new(FileInfo, (path, size, mtime, etag))``: a FileInfo without the named tuple's
+#: Python-level ``__new__`` (one is made per listed file).
+_new: Callable[[type[FileInfo], tuple[str, int, float, None]], FileInfo] = tuple.__new__  # type: ignore[assignment]
 
 
 def _walk(top: str, rel: str, seen: set[tuple[int, int]], exts: frozenset[str] | None,
@@ -48,13 +53,13 @@ def _walk(top: str, rel: str, seen: set[tuple[int, int]], exts: frozenset[str] |
         if ext == "tmp-db" or (exts is not None and ext not in exts):
             continue
         if ext in lazy:
-            yield FileInfo(f"{rel}{name}", -1, 0.0)
+            yield _new(FileInfo, (f"{rel}{name}", -1, 0.0, None))
             continue
         try:
             st = entry.stat()
         except OSError:
             continue
-        yield FileInfo(f"{rel}{name}", st.st_size, st.st_mtime)
+        yield _new(FileInfo, (f"{rel}{name}", st.st_size, st.st_mtime, None))
 
 
 class LocalDirectory(StorageBackend):
