@@ -224,11 +224,7 @@ class CaptionSource:
 
     def captions_for(self, paths: Sequence[str]) -> list[Captions | None]:
         """Captions of each path (None: no caption, the sample is skipped)."""
-        raw = self._raw(paths)
-        s = self.settings
-        if not (s.only_instance_prompt or (s.prepend_instance_prompt and s.instance_prompt)):
-            return [c or None for c in raw]  # what _finish does without instance prompts
-        return [self._finish(c) for c in raw]
+        return self._finish(self._raw(paths))
 
     def _raw(self, paths: Sequence[str]) -> Iterable[Captions]:
         s = self.settings
@@ -261,15 +257,17 @@ class CaptionSource:
             out.append(_split_text(data.decode("utf-8", "replace"), multiline))
         return out
 
-    def _finish(self, caps: Captions) -> Captions | None:
+    def _finish(self, raw: Iterable[Captions]) -> list[Captions | None]:
+        """Apply the instance-prompt settings (checked once, not per caption); None: no
+        caption."""
         s = self.settings
+        raw = list(raw)
         if s.only_instance_prompt:
-            return (s.instance_prompt,) if s.instance_prompt else None
-        if not caps:
-            return None
+            return [(s.instance_prompt,) if s.instance_prompt else None] * len(raw)
         if s.prepend_instance_prompt and s.instance_prompt:
-            return tuple(f"{s.instance_prompt} {c}" for c in caps)
-        return caps
+            return [tuple(f"{s.instance_prompt} {c}" for c in caps) if caps else None
+                    for caps in raw]
+        return [caps or None for caps in raw]
 
 
 class CaptionBook:

@@ -60,7 +60,13 @@ def _probe_read(read: Callable[[int, int], bytes], nbytes: int,
     """Probe through ``read(offset, length)``, ``first`` bytes first (then as the probe asks);
     ``nbytes`` (listed size, -1: unknown) spares the read that finds the end of small files."""
     want = min(nbytes, first) if nbytes >= 0 else first
-    data = read(0, want)
+    return _probe_grow(read(0, want), want, nbytes, read)
+
+
+def _probe_grow(data: bytes, want: int, nbytes: int, read: Callable[[int, int], bytes]
+                ) -> tuple[None, int, int]:
+    """Parse ``data`` (the first bytes of a file, ``want`` of them asked for), reading more
+    through ``read`` only while the probe asks for it."""
     while True:
         try:
             info = probe.probe_bytes(data, eof=len(data) < want or len(data) == nbytes)
@@ -111,13 +117,9 @@ def probe_local_stat(path: str) -> tuple[str | None, int, int, int, float]:
         try:
             st = os.fstat(fd)
             size, mtime = st.st_size, st.st_mtime
-            want = min(size, LOCAL_FIRST_READ)
-            data = os.pread(fd, want, 0)
-            try:  # the whole header is in the first read: one parse, no closure
-                info = probe.probe_bytes(data, eof=len(data) < want or len(data) == size)
-                return None, info.width, info.height, size, mtime
-            except probe.NeedMoreData:
-                found = _probe_read(lambda at, n: os.pread(fd, n, at), size, LOCAL_FIRST_READ)
+            want = min(size, LOCAL_FIRST_READ)  # one pread; more only if the header runs on
+            found = _probe_grow(os.pread(fd, want, 0), want, size,
+                                lambda at, n: os.pread(fd, n, at))
         finally:
             os.close(fd)
     except Exception as exc:

@@ -68,6 +68,4 @@ class KeyedUniform:
 
     def __call__(self, a: int, b: int) -> float:
         """``uniform(seed, *prefix, a, b)``."""
-        digest = hashlib.blake2b(self._head + _PAIR.pack(a & _MASK, b & _MASK),
-                                 digest_size=8).digest()
-        return (int.from_bytes(digest, "little") >> 11) / _UNIT
+        return _to_unit(self._head + _PAIR.pack(a & _MASK, b & _MASK))

@@ -32,6 +32,11 @@ class Schedule:
     end_epoch: int | None = None
     end_step: int | None = None
 
+    @property
+    def bounds_steps(self) -> bool:
+        """Whether the window depends on the step (``start_step`` > 1 or an ``end_step``)."""
+        return self.start_step > 1 or self.end_step is not None
+
     def active(self, epoch: int, step: int) -> bool:
         """Whether the dataset may be drawn at ``(epoch, step)``."""
         return (epoch >= self.start_epoch and step + 1 >= self.start_step
@@ -55,8 +60,8 @@ class DatasetSelector:
         #: the schedules that can make a dataset inactive (None: always active)
         self._windows = [None if s == Schedule() else s for s in self.schedules]
         #: weights can be reused within an epoch: (epoch, *exhausted) -> draw weights
-        self._steady = strategy.same_every_step(self.views) and all(
-            s.start_step <= 1 and s.end_step is None for s in self.schedules)
+        self._steady = strategy.same_every_step(self.views) and not any(
+            s.bounds_steps for s in self.schedules)
         self._reuse: dict[tuple[int, ...], tuple[tuple[float, ...], float]] = {}
 
     @property

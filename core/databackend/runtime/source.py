@@ -35,9 +35,6 @@ class _Index(Protocol):
 
 
 class _Latents(Protocol):
-    def get_many(self, indices: Sequence[int]) -> list[Any]:
-        """Latent records (tensor, sizes, path) of samples ``indices``."""
-
     def tensors(self, indices: Sequence[int]) -> list[Any]:
         """Latent tensors of samples ``indices``."""
 
@@ -52,7 +49,8 @@ class _SampleInfo(NamedTuple):
 
     caption: str | None  #: the caption when there is at most one ("" for none), else None
     captions: tuple[str, ...]
-    sizes: tuple[int, ...]  #: original (W, H), crop (top, left), target (W, H)
+    sizes: tuple[int, int, int, int, int, int]  #: original (W, H), crop (top, left), target
+    path: str
     sample_id: str
 
 
@@ -75,10 +73,10 @@ class CachedSource:
 
     def _describe(self, i: int) -> _SampleInfo:
         captions = tuple(self.index.captions_of(i))
-        g = self.index.geometry(i)
+        g, path = self.index.geometry(i), str(self.index.paths[i])
         return _SampleInfo(captions[0] if len(captions) == 1 else None if captions else "",
                            captions, (*g.original_size, *g.crop_coordinates, *g.target_size),
-                           f"{self.dataset_id}:{self.index.paths[i]}")
+                           path, f"{self.dataset_id}:{path}")
 
     def caption(self, i: int, *, epoch: int, step: int) -> str:
         """The caption sample ``i`` uses at ``(epoch, step)``."""
@@ -89,23 +87,28 @@ class CachedSource:
         u = uniform(self.seed, "caption", self.dataset_id, epoch, step, i)
         return info.captions[int(u * len(info.captions))]
 
+    def _rows(self, indices: Sequence[int], epoch: int, step: int
+              ) -> tuple[list[_SampleInfo], list[str]]:
+        """The memoised info of each index and the caption each uses at ``(epoch, step)``."""
+        memo = self._info
+        rows = [memo[i] for i in indices]
+        return rows, [r.caption if r.caption is not None else self._pick(r, i, epoch, step)
+                      for r, i in zip(rows, indices, strict=True)]
+
     def samples(self, indices: Sequence[int], *, epoch: int, step: int) -> list[Sample]:
         """Latents, embeddings, geometry, caption and path of each index, in order."""
-        entries = self.latents.get_many(indices)
-        captions = [self.caption(i, epoch=epoch, step=step) for i in indices]
+        rows, captions = self._rows(indices, epoch, step)
+        latents = self.latents.tensors(indices)
         embeds = self.texts.get_many(captions)
-        return [Sample(latents=e.latents, text_embeds=t, original_size=e.original_size,
-                       crop_coordinates=e.crop_coordinates, target_size=e.target_size,
-                       caption=c, path=e.path)
-                for e, t, c in zip(entries, embeds, captions, strict=True)]
+        return [Sample(latents=t, text_embeds=e, original_size=r.sizes[0:2],
+                       crop_coordinates=r.sizes[2:4], target_size=r.sizes[4:6], caption=c,
+                       path=r.path)
+                for t, e, r, c in zip(latents, embeds, rows, captions, strict=True)]
 
     def batch(self, indices: list[int], *, epoch: int, step: int, bucket: Bucket) -> Batch:
         """The stacked batch of ``indices``: what ``collate(samples(...))`` gives, without a
         :class:`Sample` per index (the runtime's hot path)."""
-        memo = self._info
-        rows = [memo[i] for i in indices]
-        captions = [r.caption if r.caption is not None else self._pick(r, i, epoch, step)
-                    for r, i in zip(rows, indices, strict=True)]
+        rows, captions = self._rows(indices, epoch, step)
         latents = self.latents.tensors(indices)
         return stack_batch(
             latents, self.texts.get_many(captions), [r.sizes for r in rows], captions=captions,
