@@ -263,7 +263,7 @@ def _storage_samples(folder: Path) -> dict[str, dict[str, Any]]:
                 "csv_cache_max_bytes": 1 << 20, "csv_timeout": 2.5, "csv_retries": 1,
                 "csv_backoff_seconds": 0.25, "csv_concurrency": 3, "csv_per_host_limit": 2,
                 "csv_quarantine_seconds": 60.0, "csv_max_image_bytes": 1 << 16,
-                "csv_user_agent": "tests/1.0"},
+                "csv_user_agent": "tests/1.0", "csv_allow_private_addresses": True},
         "huggingface": {"dataset_name": str(folder / "hf"), "split": "validation",
                         "revision": "v1.0", "image_column": "picture",
                         "caption_column": ["title", "description.text"],
@@ -289,6 +289,7 @@ OPTION_SAMPLE: dict[str, Any] = {
     "output_dir": "/runs/out", "cache_dir": "/runs/cache", "model_family": "flux",
     "caption_strategy": "textfile", "sampling": "uniform", "short_bucket_policy": "drop",
     "scan_workers": 2, "vae_cache_ondemand": True, "compress_cache": True}
+OPTION_SAMPLE["peer_timeout_s"] = 60.0  # hardening
 
 
 @pytest.fixture

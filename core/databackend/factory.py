@@ -205,7 +205,7 @@ class DataBackendFactory:
                                world_size=self.world_size)
             self.metadata[dataset.id] = meta
             self.metrics.counters.setdefault("scan", {})[dataset.id] = _scan_summary(report)
-        barrier(self.world_size)
+        barrier(self.world_size, timeout_s=self.options.peer_timeout_s, stage="scan")
         details.update(samples=sum(len(m.index) for m in self.metadata.values()))
 
     def _build_caches(self, details: dict[str, Any]) -> None:
@@ -219,7 +219,7 @@ class DataBackendFactory:
             self.cache_runs = precompute_plan(
                 plan, context, text_encoder=self.text_encoder, image_encoder=self.image_encoder,
                 metadata=self.metadata, progress=self.progress)
-            barrier(self.world_size)
+            barrier(self.world_size, timeout_s=self.options.peer_timeout_s, stage="cache")
         elif self.precompute:
             log.info("caches are not precomputed: no text and image encoder to fill them")
         details.update(encoded=sum(r.report.encoded for r in self.cache_runs),
@@ -257,7 +257,7 @@ class DataBackendFactory:
         over ranks, so every rank samples the same buckets."""
         mine = [path for run in self.cache_runs if run.kind == "latents" and run.name == dataset_id
                 for path, _ in run.report.failed]
-        failed = gather_union(mine, self.world_size)
+        failed = gather_union(mine, self.world_size, timeout_s=self.options.peer_timeout_s)
         if not failed:
             return None
         self.excluded[dataset_id] = failed

@@ -41,6 +41,9 @@ class FactoryOptions:
     scan_workers: int = 0
     vae_cache_ondemand: bool = False
     compress_cache: bool = False
+    # hardening: how long a rank waits for its peers (scan merge, stage barriers) before it
+    # fails with an error naming them; it logs who it waits for every 30 s meanwhile.
+    peer_timeout_s: float = 1800.0
 
     @property
     def cache_root(self) -> str:
@@ -57,6 +60,9 @@ class FactoryOptions:
             out.append(f"option `train_batch_size` must be >= 1; got {self.train_batch_size}")
         if self.aspect_bucket_alignment < 1:
             out.append("option `aspect_bucket_alignment` must be >= 1")
+        if not 0 < self.peer_timeout_s < float("inf"):
+            out.append(f"option `peer_timeout_s` must be a positive number of seconds; "
+                       f"got {self.peer_timeout_s}")
         if self.short_bucket_policy not in SHORT_BUCKET_POLICIES:
             out.append(f"option `short_bucket_policy` must be one of {SHORT_BUCKET_POLICIES}; "
                        f"got {self.short_bucket_policy!r}")

@@ -20,7 +20,9 @@ File names (relative to the cache's root and prefix):
   settings is a miss and is overwritten when recomputed.
 * text: ``{key[:2]}/{key}.dbt`` (256 fan-out folders).
 
-Every entry also stores its key in its metadata and readers compare it, whatever the name.
+Sample keys come from data: an unsafe one (absolute, ``..``, NUL) is spelled safely first, so
+a latent never lands outside its cache folder. Every entry also stores its key in its metadata
+and readers compare it, whatever the name.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from typing import Any
 
 from databackend.caches.format import EXTENSION
 from databackend.geometry import GEOMETRY_VERSION, SampleGeometry
+from databackend.safepath import neutralise_key
 
 __all__ = ["IMAGE_PIPELINE_VERSION", "KEY_VERSION", "join", "latent_key", "latent_path",
            "text_key", "text_path"]
@@ -71,8 +74,10 @@ def join(prefix: str, path: str) -> str:
 
 
 def latent_path(sample_path: str, key: str, *, hash_filenames: bool = True) -> str:
-    """Where the latent of the sample at ``sample_path`` (a relative key) is stored."""
-    folder, name = posixpath.split(sample_path)
+    """Where the latent of the sample at ``sample_path`` (a relative key) is stored. A key
+    that would leave the cache folder (absolute, ``..``, NUL: a hostile object key) is
+    neutralised first (:func:`~databackend.safepath.neutralise_key`)."""
+    folder, name = posixpath.split(neutralise_key(sample_path))
     return posixpath.join(folder, f"{key if hash_filenames else name}.{EXTENSION}")
 
 

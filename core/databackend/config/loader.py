@@ -33,7 +33,7 @@ from databackend.errors import ConfigError
 from databackend.options import FactoryOptions
 from databackend.registry import PluginRegistry, missing_backend_message
 
-__all__ = ["load_config", "parse_entries", "read_json"]
+__all__ = ["load_config", "parse_entries", "parse_json_text", "read_json"]
 
 log = logging.getLogger(__name__)
 
@@ -47,14 +47,61 @@ UNSUPPORTED_KINDS = ("audio", "caption", "conditioning_image_embeds", "distillat
                      "grounding")
 
 
-def read_json(path: str | os.PathLike[str]) -> Any:
-    """Parse a JSON file; syntax errors become a ConfigError with line and column."""
-    text = Path(path).read_text(encoding="utf-8")
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``object_pairs_hook``: a key given twice in one object is an error, not last-wins."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(key)
+        out[key] = value
+    return out
+
+
+class _DuplicateKey(ValueError):
+    """Internal: a JSON object repeats ``key``."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def parse_json_text(text: str, source: str | None = None) -> Any:
+    """Decode a JSON document; syntax errors (with line and column), duplicate keys,
+    pathological nesting and huge numbers become one :class:`ConfigError`."""
     try:
-        return json.loads(text)
+        return json.loads(text, object_pairs_hook=_no_duplicates)
     except json.JSONDecodeError as exc:
         raise ConfigError([f"line {exc.lineno}, column {exc.colno}: {exc.msg}"],
-                          source=str(path)) from None
+                          source=source) from None
+    except _DuplicateKey as exc:
+        raise ConfigError([f"key {exc.key!r} appears twice in one object; each key may be "
+                           "given once"], source=source) from None
+    except RecursionError:
+        raise ConfigError(["the JSON is nested too deeply"], source=source) from None
+    except ValueError as exc:  # e.g. an integer with more digits than Python converts
+        raise ConfigError([f"the JSON holds a value that cannot be read: {exc}"],
+                          source=source) from None
+
+
+def read_json(path: str | os.PathLike[str]) -> Any:
+    """Parse a JSON config file; a folder, an unreadable, binary or non-UTF-8 file and every
+    JSON problem become a :class:`ConfigError` naming the file."""
+    source = str(path)
+    if os.path.isdir(path):
+        raise ConfigError(["the config path is a folder, not a JSON file"], source=source)
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as exc:
+        raise ConfigError([f"cannot read the config: {exc.strerror or exc}"],
+                          source=source) from None
+    if b"\0" in raw:
+        raise ConfigError(["the config is a binary file, not JSON text"], source=source)
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"the config is not UTF-8 text (byte {exc.start})"],
+                          source=source) from None
+    return parse_json_text(text, source)
 
 
 def _fields(cls: type[Any]) -> set[str]:
@@ -193,8 +240,10 @@ def parse_entries(raw: Any, registry: PluginRegistry, opts: FactoryOptions, *,
                            f"{type(raw).__name__}"], source=source)
     problems, parsed = list(opts.problems()), []
     warnings: list[str] = []
+    disabled = 0
     for index, item in enumerate(raw):
         if isinstance(item, dict) and (item.get("disabled") is True or item.get("disable") is True):
+            disabled += 1
             continue
         label = f"dataset {item.get('id')!r}" if isinstance(item, dict) else f"entry #{index}"
         filled = fill_variables(item, _variables(item, opts, variables or {}), label, problems)
@@ -202,6 +251,10 @@ def parse_entries(raw: Any, registry: PluginRegistry, opts: FactoryOptions, *,
         problems += found
         if config is not None:
             parsed.append(config)
+    if disabled and parsed and not any(isinstance(e, ImageBackendConfig) for e in parsed) \
+            and not problems:
+        problems.append(f"every dataset is disabled ({disabled} disabled entries); nothing to "
+                        "train on")
     return _finish(parsed, problems, warnings, opts, source)
 
 
@@ -227,7 +280,7 @@ def load_config(config: str | os.PathLike[str] | Sequence[Any], registry: Plugin
     opts = options or FactoryOptions()
     if isinstance(config, (str, os.PathLike)):
         path = Path(config)
-        if not path.exists():
+        if not os.path.exists(path):
             raise ConfigError([f"config file not found: {path}"])
         return parse_entries(read_json(path), registry, opts, variables=variables,
                              source=str(path))

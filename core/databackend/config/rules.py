@@ -6,6 +6,7 @@ import difflib
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
+from databackend.config import limits
 from databackend.config.models import (
     BaseBackendConfig,
     ImageBackendConfig,
@@ -114,6 +115,7 @@ def check_dataset(entry: BaseBackendConfig, opts: FactoryOptions) -> list[str]:
     check = getattr(entry.storage, "problems", None)
     if callable(check):
         out += list(check())
+    out += limits.check_limits(entry, opts, out)  # hardening: NaN, absurd sizes, unsafe ids
     return out
 
 

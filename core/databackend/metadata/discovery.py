@@ -71,6 +71,8 @@ class DiscoveryMetadataBackend(MetadataBackend):
         self._params = cfg.geometry_params(dataset, opts)
         self.caption_settings = cfg.caption_settings(dataset, opts)
         self.settings = cfg.scan_settings(dataset, opts, context.world_size)
+        if "rank_timeout_s" not in type(self).__dict__:  # a subclass may pin its own
+            self.rank_timeout_s = opts.peer_timeout_s
         self.index_storage = index_storage or LocalDirectory(
             root=cfg.index_folder(dataset, opts), dataset_id=dataset.id)
         self.start_method = start_method

@@ -28,6 +28,7 @@ from databackend.metadata.scanner import (
     path_order,
     stored_listing,
 )
+from databackend.runtime.distributed import PeerTimeoutError, wait_for
 from databackend.storage.base import FileInfo
 from databackend.storage.localdir import LocalDirectory
 
@@ -289,13 +290,12 @@ class ScanRun:
 
     # --- ranks -----------------------------------------------------------------------------
     def _wait(self, ready: Any, what: str) -> None:
-        deadline = time.monotonic() + self.b.rank_timeout_s
-        while not ready():
-            if time.monotonic() > deadline:
-                raise StorageError(f"dataset {self.b.dataset.id!r}: rank {self.rank} gave up "
-                                   f"waiting for {what} after {self.b.rank_timeout_s:.0f}s; "
-                                   "do all ranks see the same files and index folder?")
-            time.sleep(self.b.rank_poll_s)
+        """Wait for another rank's files; logs every 30 s, fails after ``rank_timeout_s``."""
+        try:
+            wait_for(ready, f"{what} (dataset {self.b.dataset.id!r}, this is rank {self.rank})",
+                     timeout_s=self.b.rank_timeout_s, poll_s=self.b.rank_poll_s)
+        except PeerTimeoutError as exc:
+            raise StorageError(f"dataset {self.b.dataset.id!r}: rank {self.rank} {exc}") from None
 
     def _merge_partials(self, others: np.ndarray) -> None:
         """Rank 0: take the other ranks' rows; probe whatever they did not deliver."""

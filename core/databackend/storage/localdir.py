@@ -7,15 +7,19 @@ plugin builds the ``local`` dataset type on top of it.
 from __future__ import annotations
 
 import contextlib
+import logging
 import operator
 import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, BinaryIO, ClassVar, cast
 
+from databackend.safepath import check_key, confined
 from databackend.storage.base import FileInfo, StorageBackend
 
 __all__ = ["IGNORED_DIRS", "LocalDirectory"]
+
+log = logging.getLogger(__name__)
 
 #: Folders that operating systems and tools create and that never hold dataset files.
 _NAME = operator.attrgetter("name")
@@ -30,16 +34,38 @@ IGNORED_DIRS = frozenset(
 _new: Callable[[type[FileInfo], tuple[str, int, float, None]], FileInfo] = tuple.__new__  # type: ignore[assignment]
 
 
+def _bad_name(name: str) -> bool:
+    """Whether a file name is not valid UTF-8 (``os.scandir`` gives such bytes as surrogates)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _skip(skipped: dict[str, int], reason: str, path: str) -> None:
+    skipped[reason] = skipped.get(reason, 0) + 1
+    log.warning("skipped %s: %s", path.encode("utf-8", "backslashreplace").decode(), reason)
+
+
 def _walk(top: str, rel: str, seen: set[tuple[int, int]], exts: frozenset[str] | None,
-          lazy: frozenset[str]) -> Iterator[FileInfo]:
+          lazy: frozenset[str], skipped: dict[str, int]) -> Iterator[FileInfo]:
     """Depth-first scandir walk yielding files; follows symlinked folders once (cycle safe).
-    Files with an extension in ``lazy`` are not stat'ed: size -1, mtime 0.0."""
+    Files with an extension in ``lazy`` are not stat'ed: size -1, mtime 0.0. Unreadable
+    folders, non-UTF-8 names and anything that is not a regular file (FIFO, socket, device,
+    dangling link) are skipped and counted in ``skipped``, never opened."""
     try:
         entries = sorted(os.scandir(top), key=_NAME)
-    except (PermissionError, FileNotFoundError, NotADirectoryError):
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    except OSError as exc:  # permission denied, I/O error, symlink loop
+        _skip(skipped, f"unreadable folder ({type(exc).__name__})", top)
         return
     for entry in entries:
         name = entry.name
+        if not name.isascii() and _bad_name(name):
+            _skip(skipped, "file name is not UTF-8", f"{rel}{name}")
+            continue
         if entry.is_dir():
             if name in IGNORED_DIRS:
                 continue
@@ -47,10 +73,13 @@ def _walk(top: str, rel: str, seen: set[tuple[int, int]], exts: frozenset[str] |
             if (st.st_dev, st.st_ino) in seen:
                 continue
             seen.add((st.st_dev, st.st_ino))
-            yield from _walk(entry.path, f"{rel}{name}/", seen, exts, lazy)
+            yield from _walk(entry.path, f"{rel}{name}/", seen, exts, lazy, skipped)
             continue
         ext = name.rpartition(".")[2].lower()
         if ext == "tmp-db" or (exts is not None and ext not in exts):
+            continue
+        if not entry.is_file():
+            _skip(skipped, "not a regular file", f"{rel}{name}")
             continue
         if ext in lazy:
             yield _new(FileInfo, (f"{rel}{name}", -1, 0.0, None))
@@ -75,15 +104,19 @@ class LocalDirectory(StorageBackend):
         super().__init__(config, dataset_id=dataset_id, root=root)
         self.root = os.path.abspath(os.path.expanduser(root if root is not None
                                                        else self.data_root(config)))
+        #: Listing entries skipped by reason (unreadable folders, special files, bad names).
+        self.skipped: dict[str, int] = {}
 
     def data_root(self, config: Any) -> str:
         """The folder to serve when no explicit root is given."""
         raise ValueError("LocalDirectory needs a root folder")
 
     def full(self, path: str) -> str:
-        """The absolute path of a relative key."""
+        """The absolute path of a relative key; an absolute key, ``..`` or NUL raises
+        :class:`~databackend.safepath.UnsafePathError`."""
         if not path:
             return self.root
+        check_key(path, f"dataset {self.dataset_id!r}: key")
         return f"{self.root}/{path}" if os.sep == "/" else os.path.join(self.root, *path.split("/"))
 
     def list(self, prefix: str = "", *, extensions: Iterable[str] | None = None,
@@ -99,7 +132,7 @@ class LocalDirectory(StorageBackend):
         rel = f"{prefix.rstrip('/')}/" if prefix else ""
         st = os.stat(top) if os.path.isdir(top) else None
         seen = {(st.st_dev, st.st_ino)} if st else set()
-        yield from _walk(top, rel, seen, exts, lazy)
+        yield from _walk(top, rel, seen, exts, lazy, self.skipped)
 
     def read(self, path: str) -> bytes:
         """Read a whole file."""
@@ -115,10 +148,13 @@ class LocalDirectory(StorageBackend):
             os.close(fd)
 
     def write(self, path: str, data: bytes) -> None:
-        """Write to a temporary file in the same folder, fsync, then ``os.replace``."""
+        """Write to a temporary file in the same folder, fsync, then ``os.replace``. A key
+        whose folder resolves outside the root (through a symlink) is refused."""
         full = self.full(path)
         folder = os.path.dirname(full)
         os.makedirs(folder, exist_ok=True)
+        if "/" in path:
+            confined(self.root, path.rpartition("/")[0], what=f"dataset {self.dataset_id!r}: key")
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=".", suffix=".tmp-db")
         try:
             with os.fdopen(fd, "wb") as fh:
@@ -132,9 +168,14 @@ class LocalDirectory(StorageBackend):
             raise
 
     def delete(self, path: str) -> None:
-        """Delete a file; missing is fine."""
+        """Delete a file; missing is fine. Never deletes outside the root: a key whose folder
+        resolves elsewhere (a symlinked folder) raises
+        :class:`~databackend.safepath.UnsafePathError`; a symlinked file is unlinked itself."""
+        full = self.full(path)
+        if "/" in path:
+            confined(self.root, path.rpartition("/")[0], what=f"dataset {self.dataset_id!r}: key")
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.full(path))
+            os.unlink(full)
 
     def exists(self, path: str) -> bool:
         """Whether the file exists."""
@@ -152,6 +193,10 @@ class LocalDirectory(StorageBackend):
     def local_path(self, path: str) -> str | None:
         """Files are local: return the absolute path."""
         return self.full(path)
+
+    def scan_summary(self) -> dict[str, Any]:
+        """Listing entries skipped by reason, when any were."""
+        return {"skipped": dict(self.skipped)} if self.skipped else {}
 
     def describe(self) -> str:
         """``type:/abs/root``."""

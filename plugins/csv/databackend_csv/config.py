@@ -29,7 +29,8 @@ class CsvConfig:
     csv_caption_column: str | None = None
     #: Size limit of the download cache in bytes; least recently used images are evicted.
     csv_cache_max_bytes: int = 20 * GIB
-    #: Seconds one HTTP attempt (connect, headers and body) may take.
+    #: Seconds one HTTP attempt (connect, headers and the whole body, however slowly it
+    #: arrives, redirects included) may take.
     csv_timeout: float = 30.0
     #: Extra attempts after a transient failure (timeout, connection error, 429, 5xx).
     csv_retries: int = 3
@@ -45,6 +46,9 @@ class CsvConfig:
     csv_max_image_bytes: int = 64 * MIB
     #: The HTTP ``User-Agent`` header.
     csv_user_agent: str = "databackend-csv/0.1"
+    #: Allow URLs (and redirects) to loopback, private and link-local addresses. Off by
+    #: default: a CSV from a stranger must not reach services inside your network.
+    csv_allow_private_addresses: bool = False
 
     def problems(self) -> list[str]:
         """Value problems, one line each (shown by ``databackend validate``); never raises."""

@@ -7,7 +7,8 @@ from databackend.errors import StorageError
 __all__ = ["REASONS", "DownloadError", "FetchError", "QuarantinedError", "ReadOnlyError"]
 
 #: The failure reasons recorded in the quarantine and counted in the scan summary.
-REASONS = ("not_found", "http_error", "timeout", "connection", "not_image", "too_large")
+REASONS = ("not_found", "http_error", "timeout", "connection", "not_image", "too_large",
+           "truncated", "forbidden")
 
 
 class FetchError(Exception):

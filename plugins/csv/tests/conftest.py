@@ -51,7 +51,8 @@ def make_backend(tmp_path: Path, server: ImageServer) -> Iterator[MakeBackend]:
         settings: dict[str, Any] = {
             "csv_file": str(csv_file), "csv_cache_dir": str(tmp_path / "cache"),
             "csv_caption_column": "caption", "csv_timeout": TIMEOUT, "csv_retries": 1,
-            "csv_backoff_seconds": 0.01, "csv_quarantine_seconds": 3600.0}
+            "csv_backoff_seconds": 0.01, "csv_quarantine_seconds": 3600.0,
+            "csv_allow_private_addresses": True}  # the test server is on 127.0.0.1
         settings.update(overrides)
         backend = CsvBackend(CsvConfig(**settings), dataset_id="web")
         made.append(backend)

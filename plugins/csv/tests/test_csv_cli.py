@@ -36,6 +36,7 @@ def config(tmp_path: Path, server: ImageServer, *, local: bool = False) -> Path:
     entries: list[dict[str, Any]] = [
         {"id": "web", "type": "csv", "csv_file": str(write_csv(tmp_path / "web.csv", rows)),
          "csv_cache_dir": str(tmp_path / "downloads"), "caption_strategy": "csv",
+         "csv_allow_private_addresses": True,
          "csv_timeout": TIMEOUT, "csv_retries": 0, "csv_backoff_seconds": 0.01,
          "csv_quarantine_seconds": 3600.0, "resolution": 64, "resolution_type": "pixel"}]
     if local:

@@ -15,7 +15,7 @@ def test_backoff_is_exponential_with_jitter(server: ImageServer) -> None:
     """Transient failures are retried ``retries`` times with delays b*2^k*[0.5, 1.5]."""
     server.flaky_failures = 100
     delays: list[float] = []
-    client = HttpClient(FetchSettings(retries=3, backoff=0.1), sleep=delays.append)
+    client = HttpClient(FetchSettings(allow_private=True, retries=3, backoff=0.1), sleep=delays.append)
     with pytest.raises(FetchError) as info:
         client.fetch(server.url("/flaky/i0.png"))
     assert info.value.reason == "http_error" and info.value.transient
@@ -28,7 +28,7 @@ def test_backoff_is_exponential_with_jitter(server: ImageServer) -> None:
 def test_permanent_errors_are_not_retried(server: ImageServer) -> None:
     """404 is final at once."""
     delays: list[float] = []
-    client = HttpClient(FetchSettings(retries=3), sleep=delays.append)
+    client = HttpClient(FetchSettings(allow_private=True, retries=3), sleep=delays.append)
     with pytest.raises(FetchError, match="not_found"):
         client.fetch(server.url("/missing/x.png"))
     assert delays == [] and server.requests["/missing/x.png"] == 1
@@ -37,9 +37,10 @@ def test_permanent_errors_are_not_retried(server: ImageServer) -> None:
 def test_stale_pooled_connection_is_replaced(server: ImageServer,
                                              image_bytes: dict[str, bytes]) -> None:
     """A pooled connection the peer dropped is replaced transparently, not a failure."""
-    client = HttpClient(FetchSettings(retries=0))
+    client = HttpClient(FetchSettings(allow_private=True, retries=0))
     assert client.fetch(server.url("/img/i0.png")).data == image_bytes["i0.png"]
-    (idle,) = [c for conns in client._idle.values() for c in conns]
+    pool = client._direct.connection_from_url(server.url("/img/i0.png"))
+    (idle,) = [c for c in list(pool.pool.queue) if c is not None]  # type: ignore[union-attr]
     assert idle.sock is not None
     idle.sock.shutdown(socket.SHUT_RDWR)
     assert client.fetch(server.url("/img/i1.png")).data == image_bytes["i1.png"]
@@ -51,12 +52,12 @@ def test_http_proxy_from_environment(server: ImageServer, image_bytes: dict[str,
                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """``http_proxy`` is honoured: the request goes to the proxy with an absolute URI."""
     monkeypatch.setenv("http_proxy", server.url(""))
-    client = HttpClient(FetchSettings(retries=0))
+    client = HttpClient(FetchSettings(allow_private=True, retries=0))
     result = client.fetch("http://images.example.invalid/img/i2.png")
     assert result.data == image_bytes["i2.png"] and server.proxied == 1
     monkeypatch.setenv("no_proxy", "images.example.invalid")
     with pytest.raises(FetchError, match="connection"):
-        HttpClient(FetchSettings(retries=0, timeout=2)).fetch(
+        HttpClient(FetchSettings(allow_private=True, retries=0, timeout=2)).fetch(
             "http://images.example.invalid/img/i2.png")
     client.close()
 
@@ -64,7 +65,7 @@ def test_http_proxy_from_environment(server: ImageServer, image_bytes: dict[str,
 def test_range_past_the_end_is_empty(server: ImageServer, image_bytes: dict[str, bytes]
                                      ) -> None:
     """416 for a range starting past the end is an empty partial result."""
-    client = HttpClient(FetchSettings())
+    client = HttpClient(FetchSettings(allow_private=True))
     size = len(image_bytes["i0.png"])
     result = client.fetch(server.url("/img/i0.png"), (size + 10, 100))
     assert result.data == b"" and not result.complete
@@ -76,4 +77,4 @@ def test_range_past_the_end_is_empty(server: ImageServer, image_bytes: dict[str,
 def test_non_http_url_is_refused() -> None:
     """The HTTP client only speaks http(s)."""
     with pytest.raises(FetchError, match="not an http"):
-        HttpClient(FetchSettings()).fetch("ftp://example.invalid/x.png")
+        HttpClient(FetchSettings(allow_private=True)).fetch("ftp://example.invalid/x.png")

@@ -40,6 +40,7 @@ def _entries(tmp_path: Path, csv_file: Path) -> list[dict[str, Any]]:
          "cache_dir": str(tmp_path / "cache/vae")},
         {"id": "web", "type": "csv", "csv_file": str(csv_file),
          "csv_cache_dir": str(tmp_path / "downloads"), "csv_caption_column": "caption",
+         "csv_allow_private_addresses": True,
          "caption_strategy": "csv", "image_embeds": "vae", "train_batch_size": 4,
          "csv_timeout": 0.4, "csv_retries": 0, "csv_backoff_seconds": 0.01},
     ]
