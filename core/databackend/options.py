@@ -44,6 +44,9 @@ class FactoryOptions:
     # hardening: how long a rank waits for its peers (scan merge, stage barriers) before it
     # fails with an error naming them; it logs who it waits for every 30 s meanwhile.
     peer_timeout_s: float = 1800.0
+    # hardening: images with more pixels are refused before the cache fill decodes them (a
+    # counted failure naming the file), which bounds the fill's memory.
+    max_image_pixels: int = 100_000_000
 
     @property
     def cache_root(self) -> str:
@@ -63,6 +66,8 @@ class FactoryOptions:
         if not 0 < self.peer_timeout_s < float("inf"):
             out.append(f"option `peer_timeout_s` must be a positive number of seconds; "
                        f"got {self.peer_timeout_s}")
+        if self.max_image_pixels < 1:
+            out.append(f"option `max_image_pixels` must be >= 1; got {self.max_image_pixels}")
         if self.short_bucket_policy not in SHORT_BUCKET_POLICIES:
             out.append(f"option `short_bucket_policy` must be one of {SHORT_BUCKET_POLICIES}; "
                        f"got {self.short_bucket_policy!r}")

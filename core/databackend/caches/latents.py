@@ -214,8 +214,17 @@ class LatentCache(CacheBase):
             log.warning("latent cache %s: recomputing %s (%s)", self.name, path, what)
 
     # --- encoding -----------------------------------------------------------------------
+    #: Images with more pixels are refused before decoding (a counted, named failure);
+    #: the factory option ``max_image_pixels`` sets it.
+    max_pixels: int | None = None
+
     def _load(self, i: int) -> torch.Tensor:
-        return load_pixels(self.source, i, self._geometry(i))
+        geometry = self._geometry(i)
+        width, height = geometry.original_size
+        if self.max_pixels is not None and width * height > self.max_pixels:
+            raise ValueError(f"image is {width}x{height} = {width * height / 1e6:.1f} MP, above "
+                             f"max_image_pixels ({self.max_pixels / 1e6:.1f} MP); not decoded")
+        return load_pixels(self.source, i, geometry)
 
     def _encode(self, batch: list[int], pixels: list[torch.Tensor]) -> list[torch.Tensor]:
         """One encoder call over same-size pixels; checks and splits the output."""

@@ -125,10 +125,12 @@ def open_latent_cache(plan: DataPlan, dataset: ImageBackendConfig, metadata: Sam
         embeds.compress_cache if embeds is not None else None)
     ondemand = (context.options.vae_cache_ondemand if dataset.vae_cache_ondemand is None
                 else dataset.vae_cache_ondemand)
-    return LatentCache(storage, metadata, encoder=encoder, identity=identity, prefix=prefix,
-                       hash_filenames=dataset.hash_filenames,
-                       compress=_compress(compress, context),
-                       write_batch_size=embeds.write_batch_size if embeds else 128,
-                       ondemand=ondemand, disable=dataset.vae_cache_disable,
-                       clear_each_epoch=dataset.vae_cache_clear_each_epoch,
-                       batch_size=batch_size, name=dataset.id)
+    cache = LatentCache(storage, metadata, encoder=encoder, identity=identity, prefix=prefix,
+                        hash_filenames=dataset.hash_filenames,
+                        compress=_compress(compress, context),
+                        write_batch_size=embeds.write_batch_size if embeds else 128,
+                        ondemand=ondemand, disable=dataset.vae_cache_disable,
+                        clear_each_epoch=dataset.vae_cache_clear_each_epoch,
+                        batch_size=batch_size, name=dataset.id)
+    cache.max_pixels = context.options.max_image_pixels  # hardening: bounded decode memory
+    return cache

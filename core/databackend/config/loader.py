@@ -28,7 +28,7 @@ from databackend.config.models import (
     TextEmbedBackendConfig,
 )
 from databackend.config.plan import DataPlan
-from databackend.config.variables import fill_variables
+from databackend.config.variables import fill_variables, mask_env_values
 from databackend.errors import ConfigError
 from databackend.options import FactoryOptions
 from databackend.registry import PluginRegistry, missing_backend_message
@@ -251,6 +251,7 @@ def parse_entries(raw: Any, registry: PluginRegistry, opts: FactoryOptions, *,
         problems += found
         if config is not None:
             parsed.append(config)
+    problems[:] = mask_env_values(problems, raw)
     if disabled and parsed and not any(isinstance(e, ImageBackendConfig) for e in parsed) \
             and not problems:
         problems.append(f"every dataset is disabled ({disabled} disabled entries); nothing to "

@@ -9,7 +9,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["fill_variables"]
+__all__ = ["fill_variables", "mask_env_values"]
 
 _PATTERN = re.compile(r"\{(env:[A-Za-z_][A-Za-z0-9_]*|[A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -57,3 +57,33 @@ def fill_variables(value: Any, variables: Mapping[str, str], where: str,
         return {k: fill_variables(v, variables, _key_path(where, k), problems)
                 for k, v in value.items()}
     return value
+
+
+def _env_names(value: Any, out: set[str]) -> None:
+    if isinstance(value, str):
+        out.update(m.group(1)[4:] for m in _PATTERN.finditer(value)
+                   if m.group(1).startswith("env:"))
+    elif isinstance(value, dict):
+        for item in value.values():
+            _env_names(item, out)
+    elif isinstance(value, list):
+        for item in value:
+            _env_names(item, out)
+
+
+def mask_env_values(lines: list[str], raw: Any) -> list[str]:
+    """``lines`` with every value that came from an ``{env:VAR}`` placeholder of ``raw`` put
+    back as the placeholder, so no message echoes a secret (values under 4 characters are
+    left alone: they are not credentials and would mask unrelated text)."""
+    names: set[str] = set()
+    _env_names(raw, names)
+    values = sorted(((os.environ[n], f"{{env:{n}}}") for n in names
+                     if len(os.environ.get(n, "")) >= 4), key=lambda p: -len(p[0]))
+    if not values:
+        return lines
+    out = []
+    for line in lines:
+        for value, placeholder in values:
+            line = line.replace(value, placeholder).replace(repr(value)[1:-1], placeholder)
+        out.append(line)
+    return out

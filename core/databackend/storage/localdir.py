@@ -7,6 +7,7 @@ plugin builds the ``local`` dataset type on top of it.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import operator
 import os
@@ -14,10 +15,11 @@ import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, BinaryIO, ClassVar, cast
 
+from databackend.errors import StorageError
 from databackend.safepath import check_key, confined
 from databackend.storage.base import FileInfo, StorageBackend
 
-__all__ = ["IGNORED_DIRS", "LocalDirectory"]
+__all__ = ["IGNORED_DIRS", "LocalDirectory", "WriteFailedError"]
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +34,11 @@ IGNORED_DIRS = frozenset(
 #: ``_new(FileInfo, (path, size, mtime, etag))``: a FileInfo without the named tuple's
 #: Python-level ``__new__`` (one is made per listed file).
 _new: Callable[[type[FileInfo], tuple[str, int, float, None]], FileInfo] = tuple.__new__  # type: ignore[assignment]
+
+
+class WriteFailedError(StorageError, OSError):
+    """A write failed (a full disk, no permission): names the file and the folder; a full disk
+    is ``fatal`` (every further write would fail too). Nothing partial is left behind."""
 
 
 def _bad_name(name: str) -> bool:
@@ -155,17 +162,29 @@ class LocalDirectory(StorageBackend):
         os.makedirs(folder, exist_ok=True)
         if "/" in path:
             confined(self.root, path.rpartition("/")[0], what=f"dataset {self.dataset_id!r}: key")
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".", suffix=".tmp-db")
+        try:
+            fd, tmp = tempfile.mkstemp(dir=folder, prefix=".", suffix=".tmp-db")
+        except OSError as exc:
+            raise self._write_error(path, len(data), exc) from exc
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, full)
-        except BaseException:
+        except BaseException as exc:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
+            if isinstance(exc, OSError):
+                raise self._write_error(path, len(data), exc) from exc
             raise
+
+    def _write_error(self, path: str, size: int, exc: OSError) -> WriteFailedError:
+        err = WriteFailedError(f"dataset {self.dataset_id!r}: could not write {path!r} "
+                               f"({size} bytes) in {self.root}: {exc.strerror or exc}",
+                               fatal=exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS))
+        err.errno, err.filename = exc.errno, self.full(path)
+        return err
 
     def delete(self, path: str) -> None:
         """Delete a file; missing is fine. Never deletes outside the root: a key whose folder

@@ -24,15 +24,20 @@ _SECRET = {"secret": True}
 
 
 def safe_url(url: str | None) -> str | None:
-    """``url`` with any ``user:password@`` removed, for messages and logs."""
+    """``url`` with any ``user:password@`` removed and its query string replaced by ``...``
+    (signed or token-bearing endpoints carry credentials there), for messages and logs."""
     if not url:
         return url
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparsable url>"
+    if parts.username is None and parts.password is None and not parts.query:
         return url
     host = parts.hostname or ""
     netloc = f"{host}:{parts.port}" if parts.port else host
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    query = "..." if parts.query else ""
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 def _url_repr(url: str | None) -> str:

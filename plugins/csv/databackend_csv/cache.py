@@ -4,9 +4,13 @@ Files live at ``{root}/{key}`` (the backend's virtual keys, ``ab/<sha256>.jpg``)
 atomic (temporary file in the same folder, then ``os.replace``). Every hit sets the file's
 mtime, so the LRU order survives restarts: the index is rebuilt from a directory scan sorted by
 mtime. Space is reserved *before* a file is written and older entries are evicted first, so the
-bytes on disk never exceed ``max_bytes``. Each process keeps its own index and rescans the
-folder (at most every :data:`RESYNC_SECONDS`) before evicting, so processes sharing a folder
-converge on one view.
+bytes on disk never exceed ``max_bytes``.
+
+Processes sharing a folder hold the limit together: every reservation and eviction happens
+under a file lock (``{root}.lock``, the ``filelock`` library) and updates a ledger
+(``{root}.ledger``: the bytes held and who wrote it last). A process that finds the ledger
+written by another one rescans the folder before reserving, so the limit holds across
+processes, not only threads; a process alone never rescans.
 """
 
 from __future__ import annotations
@@ -17,8 +21,13 @@ import os
 import tempfile
 import threading
 import time
+import uuid
 from collections import OrderedDict
 from collections.abc import Iterator
+
+from filelock import FileLock
+
+from databackend.safepath import check_key
 
 __all__ = ["RESYNC_SECONDS", "DiskCache"]
 
@@ -59,10 +68,13 @@ class DiskCache:
         self._total = 0
         self._pending: dict[str, int] = {}  # reserved, being written: never evicted
         self._synced = 0.0
+        self._token = ""
         os.makedirs(root, exist_ok=True)
-        with self._lock:
+        self._flock = FileLock(f"{root.rstrip(os.sep)}.lock")
+        with self._flock, self._lock:
             self._resync()
             self._evict_until(self.max_bytes)
+            self._save_ledger()
 
     @property
     def total_bytes(self) -> int:
@@ -76,8 +88,9 @@ class DiskCache:
         return key in self._entries
 
     def path(self, key: str) -> str:
-        """The file of a key (whether or not it is cached)."""
-        return os.path.join(self.root, *key.split("/"))
+        """The file of a key (whether or not it is cached); a key that would leave the cache
+        folder raises :class:`~databackend.safepath.UnsafePathError`."""
+        return os.path.join(self.root, *check_key(key, "download cache key").split("/"))
 
     def size(self, key: str) -> int | None:
         """The size of a cached file, or None."""
@@ -118,36 +131,64 @@ class DiskCache:
         Returns False (and stores nothing) when ``data`` alone is larger than the cache.
         """
         size = len(data)
-        with self._lock:
-            if key in self._entries:
-                self._entries.move_to_end(key)
-                return True
-            if size > self.max_bytes:
-                logger.debug("csv cache: %s (%d bytes) is larger than the cache", key, size)
-                return False
-            if time.monotonic() - self._synced > RESYNC_SECONDS:
-                self._resync()  # pick up what other processes wrote or evicted
-            if not self._evict_until(self.max_bytes - size):
-                return False  # the rest of the cache is being written by other threads
-            self._entries[key] = size  # reserve the space before writing
-            self._pending[key] = size
-            self._total += size
-        try:
-            self._write(key, data)
-        except BaseException:
-            self._forget(key)
-            raise
-        finally:
+        if size > self.max_bytes:
+            logger.debug("csv cache: %s (%d bytes) is larger than the cache", key, size)
+            return False
+        with self._flock:
             with self._lock:
-                self._pending.pop(key, None)
+                if key in self._entries and os.path.exists(self.path(key)):
+                    self._entries.move_to_end(key)
+                    return True
+                if not self._reserve(key, size):
+                    return False
+            try:
+                self._write(key, data)
+            except BaseException:
+                self._forget(key)
+                raise
+            finally:
+                with self._lock:
+                    self._pending.pop(key, None)
+                    self._save_ledger()
         return True
 
     def clear(self) -> None:
         """Delete every cached file."""
-        with self._lock:
+        with self._flock, self._lock:
+            self._resync()
             self._evict_until(0)
+            self._save_ledger()
 
     # --- internals --------------------------------------------------------------------
+    def _reserve(self, key: str, size: int) -> bool:
+        """Make room for ``size`` bytes and reserve them (file lock and thread lock held)."""
+        if self._ledger_token() != self._token or \
+                time.monotonic() - self._synced > RESYNC_SECONDS:
+            self._resync()  # another process wrote or evicted since our last look
+        self._entries.pop(key, None)
+        self._total = sum(self._entries.values())
+        if not self._evict_until(self.max_bytes - size):
+            return False  # the rest of the cache is being written by other threads
+        self._entries[key] = size  # reserve the space before writing
+        self._pending[key] = size
+        self._total += size
+        self._save_ledger()
+        return True
+
+    def _ledger_token(self) -> str:
+        try:
+            with open(f"{self.root.rstrip(os.sep)}.ledger", encoding="utf-8") as fh:
+                return fh.read().partition(" ")[2].strip()
+        except (OSError, ValueError):
+            return ""
+
+    def _save_ledger(self) -> None:
+        """Record the bytes held and a fresh token saying this cache wrote last (locked)."""
+        self._token = uuid.uuid4().hex
+        with contextlib.suppress(OSError), \
+                open(f"{self.root.rstrip(os.sep)}.ledger", "w", encoding="utf-8") as fh:
+            fh.write(f"{self._total} {self._token}\n")
+
     def _write(self, key: str, data: bytes) -> None:
         """Temporary file in the target folder, then ``os.replace`` (atomic)."""
         full = self.path(key)

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import threading
 from collections.abc import Callable
@@ -33,11 +34,25 @@ WHOLE_FILE_SHARE = 0.5
 
 
 def _check_image(data: bytes) -> None:
-    """Raise ``not_image`` unless the bytes start like an image."""
+    """Raise ``not_image`` unless the bytes start like an image (the detail never quotes the
+    content: it goes to the quarantine file and the logs)."""
     if not data:
         raise FetchError("not_image", "empty response")
     if not is_image_bytes(data[:16]):
-        raise FetchError("not_image", f"content starts with {data[:16]!r}")
+        raise FetchError("not_image", f"{len(data)} bytes without an image signature")
+
+
+def _check_decodes(data: bytes) -> None:
+    """Raise ``not_image`` (retried, then quarantined) unless Pillow can parse the image's
+    structure: a body cut short or corrupted is never cached."""
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.verify()
+    except Exception as exc:
+        raise FetchError("not_image", f"does not decode ({type(exc).__name__})",
+                         transient=True) from None
 
 
 class Downloader:
@@ -131,11 +146,16 @@ class Downloader:
 
     def _download(self, key: str, url: str) -> bytes:
         """Fetch the whole file, check it, cache it."""
-        try:
-            result = self.fetcher.fetch(url)
-            _check_image(result.data)
-        except FetchError as exc:
-            raise self._failed(key, url, exc) from exc
+        for attempt in range(2):  # a body that does not decode is fetched once more
+            try:
+                result = self.fetcher.fetch(url)
+                _check_image(result.data)
+                _check_decodes(result.data)
+                break
+            except FetchError as exc:
+                if attempt == 0 and exc.reason == "not_image" and exc.transient:
+                    continue
+                raise self._failed(key, url, exc) from exc
         self.stats.add("downloads")
         self.stats.add("bytes_downloaded", len(result.data))
         self._store(key, url, result.data)
