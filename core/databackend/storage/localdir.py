@@ -73,10 +73,16 @@ def _walk(top: str, rel: str, seen: set[tuple[int, int]], exts: frozenset[str] |
         if not name.isascii() and _bad_name(name):
             _skip(skipped, "file name is not UTF-8", f"{rel}{name}")
             continue
-        if entry.is_dir():
-            if name in IGNORED_DIRS:
+        try:
+            is_dir = entry.is_dir()
+            st = entry.stat() if is_dir and name not in IGNORED_DIRS else None
+        except OSError as exc:  # a symlink loop, a vanished or unreadable entry
+            _skip(skipped, f"unreadable entry ({exc.strerror or type(exc).__name__})",
+                  f"{rel}{name}")
+            continue
+        if is_dir:
+            if st is None:
                 continue
-            st = entry.stat()
             if (st.st_dev, st.st_ino) in seen:
                 continue
             seen.add((st.st_dev, st.st_ino))
