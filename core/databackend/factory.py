@@ -50,6 +50,7 @@ from databackend.runtime.batch import Batch
 from databackend.runtime.distributed import barrier, gather_union, resolve_rank
 from databackend.runtime.fetcher import BatchFetcher
 from databackend.runtime.loop import DataRuntime, RuntimeDataset
+from databackend.runtime.mixture import make_runtime
 from databackend.runtime.selector import Schedule
 from databackend.runtime.source import CachedSource
 from databackend.runtime.strategies import SamplingStrategy
@@ -241,9 +242,10 @@ class DataBackendFactory:
                                   buckets=self._loadable_buckets(dataset.id, index))
             datasets.append(self._runtime_dataset(dataset, source))
         try:
-            self._runtime = DataRuntime(datasets, self._strategy(), seed=self.options.seed,
-                                        rank=self.rank, world_size=self.world_size,
-                                        max_epochs=self.max_epochs)
+            self._runtime = make_runtime(
+                datasets, self._strategy(), policy=self.options.sampling_policy,
+                steps_per_epoch=self.options.mixture_steps_per_epoch, seed=self.options.seed,
+                rank=self.rank, world_size=self.world_size, max_epochs=self.max_epochs)
         except ValueError as exc:  # no datasets, or none that yields a batch
             raise ConfigError([str(exc)], source=plan.source) from exc
         self._runtime.on_epoch.append(self._new_epoch)

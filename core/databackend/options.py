@@ -15,10 +15,12 @@ import attrs
 
 from databackend.errors import ConfigError
 
-__all__ = ["SAMPLING_METHODS", "SHORT_BUCKET_POLICIES", "FactoryOptions"]
+__all__ = ["SAMPLING_METHODS", "SAMPLING_POLICIES", "SHORT_BUCKET_POLICIES", "FactoryOptions"]
 
 SHORT_BUCKET_POLICIES = ("pad", "drop")
 SAMPLING_METHODS = ("auto-weighting", "uniform")
+#: sampling policies (databackend.runtime.mixture.POLICIES)
+SAMPLING_POLICIES = ("exhaust", "mixture")
 
 
 @attrs.frozen(kw_only=True)
@@ -41,6 +43,10 @@ class FactoryOptions:
     scan_workers: int = 0
     vae_cache_ondemand: bool = False
     compress_cache: bool = False
+    # sampling policy (docs/runtime.md "Sampling policies"): "exhaust" draws every dataset
+    # until its epoch is used up; "mixture" makes the weights long-run shares
+    sampling_policy: str = "exhaust"
+    mixture_steps_per_epoch: int | None = None
 
     @property
     def cache_root(self) -> str:
@@ -60,6 +66,7 @@ class FactoryOptions:
         if self.short_bucket_policy not in SHORT_BUCKET_POLICIES:
             out.append(f"option `short_bucket_policy` must be one of {SHORT_BUCKET_POLICIES}; "
                        f"got {self.short_bucket_policy!r}")
+        out += _policy_problems(self)
         return out
 
     @classmethod
@@ -96,3 +103,14 @@ def _coerce(key: str, value: Any, current: Any) -> Any:
         raise ConfigError([f"option `{key}`: cannot read {value!r} as "
                            f"{type(current).__name__}"]) from None
     return value
+
+
+def _policy_problems(opts: FactoryOptions) -> list[str]:
+    """Problems with ``sampling_policy`` and ``mixture_steps_per_epoch``."""
+    out = []
+    if opts.sampling_policy not in SAMPLING_POLICIES:
+        out.append(f"option `sampling_policy` must be one of {SAMPLING_POLICIES}; "
+                   f"got {opts.sampling_policy!r}")
+    if opts.mixture_steps_per_epoch is not None and opts.mixture_steps_per_epoch < 1:
+        out.append("option `mixture_steps_per_epoch` must be >= 1")
+    return out
