@@ -43,6 +43,7 @@ from databackend.context import BuildContext
 from databackend.errors import ConfigError
 from databackend.metadata.backend import MetadataBackend
 from databackend.metrics import Metrics
+from databackend.monitor.summary import Summary
 from databackend.options import FactoryOptions
 from databackend.plugins import make_plugin_manager
 from databackend.registry import PluginRegistry
@@ -376,16 +377,26 @@ class DataBackendFactory:
         out.update({f"text:{c.name}": c.stats.to_dict() for c in self.text_caches.values()})
         return out
 
-    def summary(self) -> dict[str, Any]:
-        """Stages, memory, per-dataset draws against targets, caches and prefetch figures."""
+    def summary(self) -> Summary:
+        """Stages, memory, per-dataset draws against targets, caches and prefetch figures:
+        a typed :class:`~databackend.monitor.summary.Summary` (also a read-only mapping with
+        the old dict's keys); ``print(factory.summary())`` shows the CLI's tables."""
         from databackend.runtime.report import runtime_summary
 
-        return {**self.metrics.to_dict(), "datasets": runtime_summary(self.runtime),
-                "precompute": [{"kind": r.kind, "name": r.name, **r.report.to_dict()}
-                               for r in self.cache_runs],
-                "cache_stats": self.cache_stats(), "excluded": dict(self.excluded),
-                "rank": self.rank,
-                "world_size": self.world_size}
+        return Summary.from_parts(
+            self.metrics.to_dict(), datasets=runtime_summary(self.runtime),
+            precompute=[{"kind": r.kind, "name": r.name, **r.report.to_dict()}
+                        for r in self.cache_runs],
+            cache_stats=self.cache_stats(), excluded=dict(self.excluded), rank=self.rank,
+            world_size=self.world_size, policy=self.options.sampling_policy)
+
+    def scalars(self) -> dict[str, float]:
+        """Flat scalar metrics for a trainer's dashboard (TensorBoard, W&B, any logger):
+        ``data/<dataset>/draws``, ``data/wait_ms``, ``cache/<name>/hits``, ...; the names are
+        listed in docs/report.md and :mod:`databackend.monitor.scalars`."""
+        from databackend.monitor.scalars import factory_scalars
+
+        return factory_scalars(self)
 
 
 def _is_encoder(obj: Any) -> bool:
