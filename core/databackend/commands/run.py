@@ -119,10 +119,27 @@ def _demo(args: argparse.Namespace) -> int:
     print(f"demo data and config: {config}")
     raw = json.loads((root / "options.json").read_text(encoding="utf-8"))
     options = FactoryOptions.from_mapping(raw)
-    summary = run_job(str(config), steps=args.steps, options=options,
-                      progress=False if args.no_progress else None)
+    progress = False if args.no_progress else None
+    metrics = root / "metrics.jsonl"
+    summary = run_job(str(config), steps=args.steps, options=options, progress=progress,
+                      metrics_out=str(metrics), metrics_every=5)
     _print(summary, args.json)
+    print(f"metrics: {metrics}")
+    try:
+        report = _demo_report(str(config), root / "report.html", options, metrics, progress)
+    except ImportError as exc:
+        print(f"report skipped: {exc}")
+    else:
+        print(f"report: {report}")
     return 0
+
+
+def _demo_report(config: str, path: Path, options: FactoryOptions, metrics: Path,
+                 progress: bool | None) -> Path:
+    """The demo's HTML report (docs/report.md), with the run's metrics drawn."""
+    from databackend.commands.report import make_report
+
+    return make_report(config, path, options=options, metrics=metrics, progress=progress)
 
 
 def _add_run_flags(parser: argparse.ArgumentParser, steps: int) -> None:
