@@ -11,13 +11,18 @@ from __future__ import annotations
 import functools
 import html
 import json
+import logging
+import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from databackend.monitor import charts
 from databackend.monitor.reportdata import summarise_datasets
 
 __all__ = ["render_html", "vega_bundle"]
+
+log = logging.getLogger(__name__)
 
 _CSS = """
 body{font:14px/1.45 system-ui,sans-serif;margin:0 auto;max-width:1400px;padding:0 24px;
@@ -47,14 +52,33 @@ _INIT = """
 
 @functools.lru_cache(maxsize=1)
 def vega_bundle() -> str:
-    """Vega + Vega-Lite + vega-embed as one script (from ``vl-convert-python``)."""
+    """Vega + Vega-Lite + vega-embed as one script (from ``vl-convert-python``).
+
+    Building the bundle takes seconds, so it is kept per ``vl-convert`` version under
+    ``$XDG_CACHE_HOME/databackend`` (default ``~/.cache/databackend``) when that is writable.
+    """
     try:
         import vl_convert
     except ImportError as exc:
         raise ImportError("the HTML report needs vl-convert-python "
                           "(pip install 'databackend[report]')") from exc
+    version = getattr(vl_convert, "__version__", "unknown")
+    cache_home = os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache")
+    path = Path(cache_home) / "databackend" / f"vega-bundle-{version}.js"
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError:
+        pass
     bundle = vl_convert.javascript_bundle()  # type: ignore[call-arg]
-    return str(bundle).replace("</script", "<\\/script")
+    text = str(bundle).replace("</script", "<\\/script")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        log.debug("vega bundle not cached at %s: %s", path, exc)
+    return text
 
 
 class _Page:

@@ -27,11 +27,12 @@ def bucket_counts(target: np.ndarray, global_batch: int) -> list[dict[str, Any]]
     whole global batch, padded or dropped by the short-bucket policy)."""
     if not len(target):
         return []
-    keys, counts = np.unique(target.astype(np.int64), axis=0, return_counts=True)
-    rows = [{"bucket": f"{w}x{h}", "w": int(w), "h": int(h), "aspect": round(w / h, 3),
-             "count": int(c), "short": bool(c < global_batch),
-             "remainder": int(c % global_batch)}
-            for (w, h), c in zip(keys.tolist(), counts.tolist(), strict=True)]
+    packed = target[:, 0].astype(np.int64) << 32 | target[:, 1].astype(np.int64)
+    keys, counts = np.unique(packed, return_counts=True)  # 1-D: far cheaper than axis=0
+    rows = [{"bucket": f"{k >> 32}x{k & 0xFFFFFFFF}", "w": k >> 32, "h": k & 0xFFFFFFFF,
+             "aspect": round((k >> 32) / max(1, k & 0xFFFFFFFF), 3), "count": c,
+             "short": c < global_batch, "remainder": c % global_batch}
+            for k, c in zip(keys.tolist(), counts.tolist(), strict=True)]
     return sorted(rows, key=lambda r: (r["aspect"], r["w"]))
 
 
@@ -100,12 +101,10 @@ def _word_counts(blob: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     """Words per caption: spaces + 1 for non-empty captions (vectorised over the blob)."""
     if not len(lengths):
         return lengths
-    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-    spaces = np.zeros(len(lengths), np.int64)
-    nonempty = lengths > 0
-    if nonempty.any():
-        spaces[nonempty] = np.add.reduceat((blob == 32).astype(np.int64), starts[nonempty])
-    return np.where(nonempty, spaces + 1, 0)
+    ends = np.cumsum(lengths)
+    spaces = np.flatnonzero(blob == 32)
+    inside = np.searchsorted(spaces, ends) - np.searchsorted(spaces, ends - lengths)
+    return np.where(lengths > 0, inside + 1, 0)
 
 
 def _histogram(values: np.ndarray) -> list[dict[str, Any]]:
