@@ -137,3 +137,24 @@ def test_mixture_option_draws_past_a_dataset_epoch(root: Path, tmp_path: Path) -
     assert len(batches) == 40  # max_epochs=1: one epoch of the fixed length
     assert f.summary().policy == "mixture"
     assert f.runtime.state_dict()["dataset_epochs"]["b"] > 1  # b restarted its own epoch
+
+
+def test_tensorboard_writer_gets_the_same_scalars(root: Path, tmp_path: Path) -> None:
+    pytest.importorskip("tensorboard", reason="tensorboard is not installed")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from databackend.commands.run import run_job
+    from databackend.options import FactoryOptions
+
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps(entries(root, tmp_path)))
+    opts = FactoryOptions(output_dir=str(tmp_path / "out"), resolution=64,
+                          aspect_bucket_alignment=16)
+    run_job(str(config), steps=4, options=opts, progress=False,
+            metrics_out=str(tmp_path / "m.jsonl"), metrics_every=2,
+            tensorboard_dir=str(tmp_path / "tb"))
+    events = EventAccumulator(str(tmp_path / "tb"))
+    events.Reload()
+    steps = [e.step for e in events.Scalars("data/step")]
+    assert steps == [2, 4] and [e.value for e in events.Scalars("data/step")] == [2.0, 4.0]
+    assert "cache/latents_a/hits" in events.Tags()["scalars"]

@@ -120,7 +120,7 @@ def _demo(args: argparse.Namespace) -> int:
     raw = json.loads((root / "options.json").read_text(encoding="utf-8"))
     options = FactoryOptions.from_mapping(raw)
     progress = False if args.no_progress else None
-    metrics = root / "metrics.jsonl"
+    metrics = root.resolve() / "metrics.jsonl"
     summary = run_job(str(config), steps=args.steps, options=options, progress=progress,
                       metrics_out=str(metrics), metrics_every=5)
     _print(summary, args.json)
@@ -130,7 +130,7 @@ def _demo(args: argparse.Namespace) -> int:
     except ImportError as exc:
         print(f"report skipped: {exc}")
     else:
-        print(f"report: {report}")
+        print(f"report: {report.resolve()}")
     return 0
 
 

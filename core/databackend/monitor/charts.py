@@ -22,16 +22,17 @@ def _base(rows: Sequence[Any], title: str, **extra: Any) -> Spec:
 
 
 def bucket_chart(buckets: Sequence[dict[str, Any]]) -> Spec:
-    """Samples per target size; short buckets (under one global batch) in a second colour."""
+    """Samples per target size, coloured by status: full, partial (the last batch is padded
+    or dropped) or short (under one global batch)."""
     return _base(buckets, "Samples per aspect bucket (target size)", mark={"type": "bar",
                                                                           "tooltip": True},
                  encoding={
                      "x": {"field": "bucket", "type": "nominal", "sort": None,
                            "title": "bucket (W x H, by aspect)"},
                      "y": {"field": "count", "type": "quantitative", "title": "samples"},
-                     "color": {"field": "short", "type": "nominal", "title": "short bucket",
-                               "scale": {"domain": [False, True],
-                                         "range": ["#4c78a8", "#e45756"]}}})
+                     "color": {"field": "status", "type": "nominal", "title": "bucket",
+                               "scale": {"domain": ["full", "partial", "short"],
+                                         "range": ["#4c78a8", "#f2a93b", "#e45756"]}}})
 
 
 def aspect_chart(aspects: Sequence[dict[str, Any]]) -> Spec:

@@ -125,7 +125,7 @@ def _coverage_rows(caches: Sequence[Mapping[str, Any]]) -> list[list[str]]:
 def _config_section(page: _Page, data: Mapping[str, Any]) -> None:
     build, graph = data["build"], data["graph"]
     page.add("<h2>Config</h2>")
-    page.add(_table(["dataset", "samples", "skipped", "buckets", "short buckets",
+    page.add(_table(["dataset", "samples", "skipped", "buckets", "short / partial buckets",
                      "no caption"], [[_esc(c) for c in r]
                                      for r in summarise_datasets(data["datasets"])]))
     page.add('<div class="grid">')
@@ -170,10 +170,12 @@ def _dataset_section(page: _Page, d: Mapping[str, Any]) -> None:
     page.add(f"<p>Captions: {cap['captions']:,} for {cap['samples']:,} samples; "
              f"<b>{cap['missing']:,} without a caption</b>, {cap['multiple']:,} with several; "
              f"mean {cap['mean_chars']} characters, {cap['mean_words']} words.</p>")
-    short = [b for b in d["buckets"] if b["short"]]
+    short = [b for b in d["buckets"] if b["status"] != "full"]
     if short:
-        page.add("<p>Short buckets (fewer samples than one global batch): "
-                 + ", ".join(f"{_esc(b['bucket'])} ({b['count']})" for b in short) + "</p>")
+        page.add(f"<p>Buckets that are not a multiple of the global batch ({d['global_batch']}"
+                 "; short: fewer samples than one batch): " + ", ".join(
+                     f"{_esc(b['bucket'])} {b['status']} ({b['count']} samples, "
+                     f"{b['remainder']} past the last whole batch)" for b in short) + "</p>")
     if d["skip_reasons"]:
         page.add("<h3>Filtered out</h3>")
         page.add(_table(["reason", "files", "examples"], [

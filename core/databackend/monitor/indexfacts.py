@@ -23,17 +23,27 @@ _LENGTH_BINS = 30
 
 def bucket_counts(target: np.ndarray, global_batch: int) -> list[dict[str, Any]]:
     """One row per target size: ``bucket`` ("WxH"), ``w``, ``h``, ``aspect``, ``count``,
-    ``short`` (fewer samples than one global batch) and ``remainder`` (samples past the last
-    whole global batch, padded or dropped by the short-bucket policy)."""
+    ``short`` (fewer samples than one global batch), ``remainder`` (samples past the last
+    whole global batch, padded or dropped by the short-bucket policy) and ``status``
+    (``short``, ``partial`` or ``full``)."""
     if not len(target):
         return []
     packed = target[:, 0].astype(np.int64) << 32 | target[:, 1].astype(np.int64)
     keys, counts = np.unique(packed, return_counts=True)  # 1-D: far cheaper than axis=0
     rows = [{"bucket": f"{k >> 32}x{k & 0xFFFFFFFF}", "w": k >> 32, "h": k & 0xFFFFFFFF,
              "aspect": round((k >> 32) / max(1, k & 0xFFFFFFFF), 3), "count": c,
-             "short": c < global_batch, "remainder": c % global_batch}
+             "short": c < global_batch, "remainder": c % global_batch,
+             "status": _status(c, global_batch)}
             for k, c in zip(keys.tolist(), counts.tolist(), strict=True)]
     return sorted(rows, key=lambda r: (r["aspect"], r["w"]))
+
+
+def _status(count: int, global_batch: int) -> str:
+    """``short`` (under one global batch), ``partial`` (last batch padded or dropped by the
+    short-bucket policy) or ``full``."""
+    if count < global_batch:
+        return "short"
+    return "partial" if count % global_batch else "full"
 
 
 def aspect_histogram(original: np.ndarray) -> list[dict[str, Any]]:

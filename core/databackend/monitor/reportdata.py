@@ -134,8 +134,12 @@ def collect_report(factory: DataBackendFactory, *, metrics: str | Path | None = 
 
 
 def summarise_datasets(rows: Sequence[Mapping[str, Any]]) -> list[list[str]]:
-    """One table row per dataset: id, samples, skipped, buckets, short buckets, missing
-    captions."""
+    """One table row per dataset: id, samples, skipped, buckets, short / partial buckets,
+    missing captions."""
+    def count(d: Mapping[str, Any], status: str) -> int:
+        """Buckets of ``d`` with ``status``."""
+        return sum(b["status"] == status for b in d["buckets"])
+
     return [[str(d["id"]), f"{d['samples']:,}", f"{d['skipped']:,}", str(len(d["buckets"])),
-             str(sum(b["short"] for b in d["buckets"])), f"{d['captions']['missing']:,}"]
+             f"{count(d, 'short')} / {count(d, 'partial')}", f"{d['captions']['missing']:,}"]
             for d in rows]

@@ -26,8 +26,9 @@ def table(rows: list[list[str]], header: list[str]) -> list[str]:
     """Left-aligned columns, header first."""
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
               for i, h in enumerate(header)]
-    line = "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))
-    return [line] + ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    line = "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip()
+    return [line] + ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+                     for r in rows]
 
 
 def _pct(x: float) -> str:
