@@ -34,6 +34,15 @@ bench: venv
 	$(BIN)/python benchmarks/s3.py
 	$(BIN)/python benchmarks/csv_download.py
 	$(BIN)/python benchmarks/hf.py
+	$(BIN)/python benchmarks/report.py
 
 clean:
 	rm -rf $(VENV) .demo .databackend_output
+
+# Headless Chromium + chromedriver for the HTML report's rendering test (tests/test_monitor_report.py
+# skips it, saying why, where they cannot be installed). Debian packages; needs root or sudo.
+.PHONY: browser
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null \
+	  || { (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver) \
+	       || echo "chromium could not be installed: the report rendering test will be skipped"; }

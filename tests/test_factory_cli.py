@@ -32,7 +32,8 @@ def test_run_prints_the_summary(config_file: Path, tmp_path: Path,
     assert main(["run", str(config_file), "--steps", "7", "--no-progress",
                  *run_opts(tmp_path)]) == 0
     out = capsys.readouterr().out
-    for text in ("startup stages:", "caches", "peak RSS", "draws vs target weights",
+    for text in ("startup stages:", "caches", "peak RSS", "sampling policy exhaust",
+                 "epoch share", "weight now",
                  "7 batches in", "batches/s", "consumer wait", "precompute latents set",
                  "batch time text:"):
         assert text in out, text

@@ -14,7 +14,7 @@ from databackend.errors import DatabackendError
 
 __all__ = ["COMMANDS", "main"]
 
-COMMANDS = ("plugins", "validate", "scan", "cache", "run")
+COMMANDS = ("plugins", "validate", "scan", "cache", "run", "report")
 
 
 def make_parser() -> argparse.ArgumentParser:

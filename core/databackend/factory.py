@@ -43,6 +43,7 @@ from databackend.context import BuildContext
 from databackend.errors import ConfigError
 from databackend.metadata.backend import MetadataBackend
 from databackend.metrics import Metrics
+from databackend.monitor.summary import Summary
 from databackend.options import FactoryOptions
 from databackend.plugins import make_plugin_manager
 from databackend.registry import PluginRegistry
@@ -50,6 +51,7 @@ from databackend.runtime.batch import Batch
 from databackend.runtime.distributed import barrier, gather_union, resolve_rank
 from databackend.runtime.fetcher import BatchFetcher
 from databackend.runtime.loop import DataRuntime, RuntimeDataset
+from databackend.runtime.mixture import make_runtime
 from databackend.runtime.selector import Schedule
 from databackend.runtime.source import CachedSource
 from databackend.runtime.strategies import SamplingStrategy
@@ -241,9 +243,10 @@ class DataBackendFactory:
                                   buckets=self._loadable_buckets(dataset.id, index))
             datasets.append(self._runtime_dataset(dataset, source))
         try:
-            self._runtime = DataRuntime(datasets, self._strategy(), seed=self.options.seed,
-                                        rank=self.rank, world_size=self.world_size,
-                                        max_epochs=self.max_epochs)
+            self._runtime = make_runtime(
+                datasets, self._strategy(), policy=self.options.sampling_policy,
+                steps_per_epoch=self.options.mixture_steps_per_epoch, seed=self.options.seed,
+                rank=self.rank, world_size=self.world_size, max_epochs=self.max_epochs)
         except ValueError as exc:  # no datasets, or none that yields a batch
             raise ConfigError([str(exc)], source=plan.source) from exc
         self._runtime.on_epoch.append(self._new_epoch)
@@ -374,16 +377,26 @@ class DataBackendFactory:
         out.update({f"text:{c.name}": c.stats.to_dict() for c in self.text_caches.values()})
         return out
 
-    def summary(self) -> dict[str, Any]:
-        """Stages, memory, per-dataset draws against targets, caches and prefetch figures."""
+    def summary(self) -> Summary:
+        """Stages, memory, per-dataset draws against targets, caches and prefetch figures:
+        a typed :class:`~databackend.monitor.summary.Summary` (also a read-only mapping with
+        the old dict's keys); ``print(factory.summary())`` shows the CLI's tables."""
         from databackend.runtime.report import runtime_summary
 
-        return {**self.metrics.to_dict(), "datasets": runtime_summary(self.runtime),
-                "precompute": [{"kind": r.kind, "name": r.name, **r.report.to_dict()}
-                               for r in self.cache_runs],
-                "cache_stats": self.cache_stats(), "excluded": dict(self.excluded),
-                "rank": self.rank,
-                "world_size": self.world_size}
+        return Summary.from_parts(
+            self.metrics.to_dict(), datasets=runtime_summary(self.runtime),
+            precompute=[{"kind": r.kind, "name": r.name, **r.report.to_dict()}
+                        for r in self.cache_runs],
+            cache_stats=self.cache_stats(), excluded=dict(self.excluded), rank=self.rank,
+            world_size=self.world_size, policy=self.options.sampling_policy)
+
+    def scalars(self) -> dict[str, float]:
+        """Flat scalar metrics for a trainer's dashboard (TensorBoard, W&B, any logger):
+        ``data/<dataset>/draws``, ``data/wait_ms``, ``cache/<name>/hits``, ...; the names are
+        listed in docs/report.md and :mod:`databackend.monitor.scalars`."""
+        from databackend.monitor.scalars import factory_scalars
+
+        return factory_scalars(self)
 
 
 def _is_encoder(obj: Any) -> bool:

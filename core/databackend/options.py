@@ -15,10 +15,12 @@ import attrs
 
 from databackend.errors import ConfigError
 
-__all__ = ["SAMPLING_METHODS", "SHORT_BUCKET_POLICIES", "FactoryOptions"]
+__all__ = ["SAMPLING_METHODS", "SAMPLING_POLICIES", "SHORT_BUCKET_POLICIES", "FactoryOptions"]
 
 SHORT_BUCKET_POLICIES = ("pad", "drop")
 SAMPLING_METHODS = ("auto-weighting", "uniform")
+#: sampling policies (databackend.runtime.mixture.POLICIES)
+SAMPLING_POLICIES = ("exhaust", "mixture")
 
 
 @attrs.frozen(kw_only=True)
@@ -47,6 +49,10 @@ class FactoryOptions:
     # hardening: images with more pixels are refused before the cache fill decodes them (a
     # counted failure naming the file), which bounds the fill's memory.
     max_image_pixels: int = 100_000_000
+    # sampling policy (docs/runtime.md "Sampling policies"): "exhaust" draws every dataset
+    # until its epoch is used up; "mixture" makes the weights long-run shares
+    sampling_policy: str = "exhaust"
+    mixture_steps_per_epoch: int | None = None
 
     @property
     def cache_root(self) -> str:
@@ -71,6 +77,7 @@ class FactoryOptions:
         if self.short_bucket_policy not in SHORT_BUCKET_POLICIES:
             out.append(f"option `short_bucket_policy` must be one of {SHORT_BUCKET_POLICIES}; "
                        f"got {self.short_bucket_policy!r}")
+        out += _policy_problems(self)
         return out
 
     @classmethod
@@ -107,3 +114,14 @@ def _coerce(key: str, value: Any, current: Any) -> Any:
         raise ConfigError([f"option `{key}`: cannot read {value!r} as "
                            f"{type(current).__name__}"]) from None
     return value
+
+
+def _policy_problems(opts: FactoryOptions) -> list[str]:
+    """Problems with ``sampling_policy`` and ``mixture_steps_per_epoch``."""
+    out = []
+    if opts.sampling_policy not in SAMPLING_POLICIES:
+        out.append(f"option `sampling_policy` must be one of {SAMPLING_POLICIES}; "
+                   f"got {opts.sampling_policy!r}")
+    if opts.mixture_steps_per_epoch is not None and opts.mixture_steps_per_epoch < 1:
+        out.append("option `mixture_steps_per_epoch` must be >= 1")
+    return out

@@ -12,11 +12,16 @@ import argparse
 import json
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from databackend.caches import load_encoder
 from databackend.commands.common import add_config_arguments, parse_pairs
+from databackend.monitor.liveline import LiveLine
+from databackend.monitor.metricslog import MetricsLog
+from databackend.monitor.summary import RunFigures, Summary
+from databackend.monitor.summarytext import summary_lines
 from databackend.options import FactoryOptions
 
 __all__ = ["format_summary", "register", "run_job"]
@@ -28,86 +33,66 @@ def _encoder(spec: str | None) -> Any:
 
 def run_job(config: str, *, steps: int, options: FactoryOptions,
             variables: dict[str, str] | None = None, text_encoder: Any = None,
-            image_encoder: Any = None, progress: bool | None = None, queue_size: int = 10
-            ) -> dict[str, Any]:
-    """Build, iterate ``steps`` batches, and return the factory summary plus run figures."""
+            image_encoder: Any = None, progress: bool | None = None, queue_size: int = 10,
+            metrics_out: str | None = None, metrics_every: int = 10,
+            tensorboard_dir: str | None = None) -> Summary:
+    """Build, iterate ``steps`` batches, and return the factory summary with run figures.
+
+    With ``metrics_out`` the scalars go to that JSON-lines file every ``metrics_every`` steps
+    (:class:`~databackend.monitor.metricslog.MetricsLog`); ``progress`` also governs the live
+    line (step, batches/s, wait).
+    """
     from databackend.factory import DataBackendFactory  # torch: only for the commands that run
 
     factory = DataBackendFactory(config, options=options, variables=variables,
                                  text_encoder=text_encoder, image_encoder=image_encoder,
                                  use_reference_encoders=True, progress=progress,
                                  queue_size=queue_size)
+    metrics_log = MetricsLog(metrics_out, every=metrics_every,
+                             tensorboard_dir=tensorboard_dir) if metrics_out else None
     with factory.build():
-        fetcher = factory.iterator(prefetch=queue_size > 0)
-        start = time.perf_counter()
-        done = 0
-        for _batch in fetcher:
-            done += 1
-            if done >= steps:
-                break
-        seconds = time.perf_counter() - start
+        if metrics_log is not None:
+            metrics_log.build(factory)
+        done, seconds = _iterate(factory, steps, queue_size, metrics_log, progress)
     summary = factory.summary()  # after close(): counts cover the batches consumed
-    summary["run"] = {"steps": done, "seconds": round(seconds, 4),
-                      "batches_per_s": round(done / seconds, 2) if seconds > 0 else 0.0,
-                      "epoch": factory.runtime.epoch, "step": factory.runtime.step}
+    summary.run = RunFigures(steps=done, seconds=round(seconds, 4),
+                             batches_per_s=round(done / seconds, 2) if seconds > 0 else 0.0,
+                             epoch=factory.runtime.epoch, step=factory.runtime.step)
     return summary
 
 
-def _table(rows: list[list[str]], header: list[str]) -> list[str]:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
-              for i, h in enumerate(header)]
-    line = "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))
-    return [line] + ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+def _iterate(factory: Any, steps: int, queue_size: int, metrics_log: MetricsLog | None,
+             progress: bool | None) -> tuple[int, float]:
+    """Consume up to ``steps`` batches with the live line; returns (steps, seconds)."""
+    fetcher = factory.iterator(prefetch=queue_size > 0)
+    line = LiveLine(steps, factory.metrics.fetch, enabled=progress)
+    start = time.perf_counter()
+    done = 0
+    try:
+        for _batch in fetcher:
+            done += 1
+            line.update(done)
+            if metrics_log is not None:
+                metrics_log.step(factory, done)
+            if done >= steps:
+                break
+        if metrics_log is not None:
+            metrics_log.step(factory, done, force=True)
+    finally:
+        line.close()
+        if metrics_log is not None:
+            metrics_log.close()
+    return done, time.perf_counter() - start
 
 
-def _pct(x: float) -> str:
-    return f"{100 * x:5.1f}%"
+def format_summary(summary: Mapping[str, Any]) -> list[str]:
+    """The human-readable summary lines of a :func:`run_job` result (``str(summary)``)."""
+    return summary_lines(summary.to_dict() if isinstance(summary, Summary) else summary)
 
 
-def format_summary(summary: dict[str, Any]) -> list[str]:
-    """The human-readable summary lines of a :func:`run_job` result."""
-    out = ["startup stages:"]
-    out += ["  " + r for r in _table(
-        [[s["name"], f"{s['seconds']:.3f} s", f"{s['rss_mb']:.1f} MB", f"{s['peak_rss_mb']:.1f} MB"]
-         for s in summary["stages"]], ["stage", "time", "rss", "peak rss"])]
-    out.append(f"  total {summary['total_seconds']:.3f} s, peak RSS {summary['peak_rss_mb']:.1f} MB")
-    for did, scan in summary["counters"].get("scan", {}).items():
-        skipped = ", ".join(f"{k} {v}" for k, v in sorted(scan["skipped"].items())) or "none"
-        out.append(f"scan {did}: {scan['kept']} kept, skipped: {skipped} "
-                   f"({scan['seconds']:.2f} s)")
-    out.append("datasets (draws vs target weights):")
-    out += ["  " + r for r in _table(
-        [[d["id"], str(d["samples"]), str(d["batches_per_epoch"]), str(d["draws"]),
-          _pct(d["share"]), _pct(d["expected"]), _pct(d["target"])]
-         for d in summary["datasets"]],
-        ["dataset", "samples", "batches/epoch", "draws", "share", "expected", "target"])]
-    for d in summary["datasets"]:
-        for text in d["short_buckets"]:
-            out.append(f"  short bucket {d['id']} {text}")
-    out.append("caches:")
-    for p in summary["precompute"]:
-        state = f"skipped ({p['skipped']})" if p["skipped"] else \
-            f"{p['cached']} cached, {p['encoded']} encoded, {len(p['failed'])} failed"
-        out.append(f"  precompute {p['kind']:7s} {p['name']}: {state} in {p['seconds']:.2f} s")
-    for did, paths in summary.get("excluded", {}).items():
-        more = f" and {len(paths) - 3} more" if len(paths) > 3 else ""
-        out.append(f"  left out of training, latents could not be made: {did}: "
-                   f"{', '.join(paths[:3])}{more}")
-    for name, s in summary["cache_stats"].items():
-        out.append(f"  batch time {name}: {s['hits']} hits, {s['misses']} misses, "
-                   f"{s['repairs']} repairs, {s['encoded']} encoded")
-    run, fetch = summary["run"], summary["fetch"]
-    out.append(f"iteration: {run['steps']} batches in {run['seconds']:.2f} s = "
-               f"{run['batches_per_s']:.1f} batches/s (epoch {run['epoch']}, step {run['step']})")
-    out.append(f"consumer wait: mean {fetch['mean_wait_ms']:.3f} ms, after warm-up "
-               f"{fetch['steady_mean_wait_ms']:.3f} ms, max {fetch['max_wait_ms']:.1f} ms, "
-               f"mean queue depth {fetch['mean_queue_depth']:.1f}")
-    return out
-
-
-def _print(summary: dict[str, Any], as_json: bool) -> None:
+def _print(summary: Summary, as_json: bool) -> None:
     if as_json:
-        print(json.dumps(summary, indent=2, default=str))
+        print(json.dumps(summary.to_dict(), indent=2, default=str))
     else:
         print("\n".join(format_summary(summary)))
 
@@ -119,7 +104,9 @@ def _run(args: argparse.Namespace) -> int:
                       text_encoder=_encoder(args.text_encoder),
                       image_encoder=_encoder(args.image_encoder),
                       progress=False if args.no_progress else None,
-                      queue_size=0 if args.no_prefetch else args.queue_size)
+                      queue_size=0 if args.no_prefetch else args.queue_size,
+                      metrics_out=args.metrics_out, metrics_every=args.metrics_every,
+                      tensorboard_dir=args.tensorboard_dir)
     _print(summary, args.json)
     return 0
 
@@ -132,10 +119,27 @@ def _demo(args: argparse.Namespace) -> int:
     print(f"demo data and config: {config}")
     raw = json.loads((root / "options.json").read_text(encoding="utf-8"))
     options = FactoryOptions.from_mapping(raw)
-    summary = run_job(str(config), steps=args.steps, options=options,
-                      progress=False if args.no_progress else None)
+    progress = False if args.no_progress else None
+    metrics = root.resolve() / "metrics.jsonl"
+    summary = run_job(str(config), steps=args.steps, options=options, progress=progress,
+                      metrics_out=str(metrics), metrics_every=5)
     _print(summary, args.json)
+    print(f"metrics: {metrics}")
+    try:
+        report = _demo_report(str(config), root / "report.html", options, metrics, progress)
+    except ImportError as exc:
+        print(f"report skipped: {exc}")
+    else:
+        print(f"report: {report.resolve()}")
     return 0
+
+
+def _demo_report(config: str, path: Path, options: FactoryOptions, metrics: Path,
+                 progress: bool | None) -> Path:
+    """The demo's HTML report (docs/report.md), with the run's metrics drawn."""
+    from databackend.commands.report import make_report
+
+    return make_report(config, path, options=options, metrics=metrics, progress=progress)
 
 
 def _add_run_flags(parser: argparse.ArgumentParser, steps: int) -> None:
@@ -155,9 +159,20 @@ def register(sub: Any) -> None:
                         help="image (VAE) encoder to fill missing caches (default: reference)")
     parser.add_argument("--queue-size", type=int, default=10, help="prefetch queue length")
     parser.add_argument("--no-prefetch", action="store_true", help="build batches inline")
+    _add_metrics_flags(parser)
     parser.set_defaults(func=_run)
     demo = sub.add_parser("demo", help="generate a sample dataset and config, then run it")
     demo.add_argument("--dir", help="where to put the demo (default: a folder in the temp dir)")
     demo.add_argument("--regenerate", action="store_true", help="rewrite the sample files")
     _add_run_flags(demo, 60)
     demo.set_defaults(func=_demo)
+
+
+def _add_metrics_flags(parser: argparse.ArgumentParser) -> None:
+    """``--metrics-out``, ``--metrics-every``, ``--tensorboard-dir`` (docs/report.md)."""
+    parser.add_argument("--metrics-out", metavar="FILE",
+                        help="write scalar metrics as JSON lines (read by `databackend report`)")
+    parser.add_argument("--metrics-every", type=int, default=10, metavar="N",
+                        help="steps between metrics lines (10)")
+    parser.add_argument("--tensorboard-dir", metavar="DIR",
+                        help="also write the scalars as TensorBoard events (needs tensorboard)")
