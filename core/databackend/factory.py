@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -36,6 +36,7 @@ from databackend.caches import (
     open_text_cache_entry,
     precompute_plan,
 )
+from databackend.conditioning.build import ConditioningBuild
 from databackend.config.loader import load_config, parse_entries
 from databackend.config.models import ImageBackendConfig
 from databackend.config.plan import DataPlan
@@ -126,6 +127,8 @@ class DataBackendFactory:
         self.excluded: dict[str, list[str]] = {}
         self._runtime: DataRuntime | None = None
         self._fetcher: BatchFetcher[Batch] | None = None
+        #: conditioning links, generation, pairing and caches (docs/conditioning.md)
+        self.conditioning: ConditioningBuild | None = None
 
     # --- build -------------------------------------------------------------------------------
     def build(self) -> DataBackendFactory:
@@ -198,14 +201,20 @@ class DataBackendFactory:
         details.update(datasets=len(self.storages))
 
     def _build_metadata(self, details: dict[str, Any]) -> None:
-        _, context = self._ctx()
+        plan, context = self._ctx()
+        self.conditioning = ConditioningBuild(plan, context)
         for dataset in self._enabled():
+            if dataset.auto_generated:  # generated conditioning: outputs before the scan
+                self.conditioning.generate(dataset, self.storages[dataset.id], self.metadata,
+                                           progress=self.progress)
+                barrier(self.world_size)  # every rank, even with nothing to generate
             meta = build_metadata(dataset, self.storages[dataset.id], context)
             report = meta.scan(progress=bool(self.progress), rank=self.rank,
                                world_size=self.world_size)
             self.metadata[dataset.id] = meta
             self.metrics.counters.setdefault("scan", {})[dataset.id] = _scan_summary(report)
         barrier(self.world_size)
+        self.conditioning.pair(self.metadata)
         details.update(samples=sum(len(m.index) for m in self.metadata.values()))
 
     def _build_caches(self, details: dict[str, Any]) -> None:
@@ -233,13 +242,7 @@ class DataBackendFactory:
                 log.info("dataset %r (%s) is not sampled for training", dataset.id,
                          dataset.dataset_type)
                 continue
-            entry = plan.text_embeds_for(dataset)
-            index = self.metadata[dataset.id].index
-            source = CachedSource(dataset.id, index, self.latent_caches[dataset.id],
-                                  self.text_caches[entry.id if entry else None],
-                                  seed=self.options.seed,
-                                  buckets=self._loadable_buckets(dataset.id, index))
-            datasets.append(self._runtime_dataset(dataset, source))
+            datasets.append(self._runtime_dataset(dataset, self.dataset_source(dataset)))
         try:
             self._runtime = DataRuntime(datasets, self._strategy(), seed=self.options.seed,
                                         rank=self.rank, world_size=self.world_size,
@@ -249,6 +252,38 @@ class DataBackendFactory:
         self._runtime.on_epoch.append(self._new_epoch)
         details.update(datasets=len(datasets), strategy=self._runtime.selector.strategy.name,
                        batches_per_epoch=sum(self._runtime.batches_per_epoch.values()))
+
+    def dataset_source(self, dataset: ImageBackendConfig, *, fresh_text_cache: bool = False
+                       ) -> Any:
+        """The batch source of one scanned and cached dataset: its index, latent and text
+        caches, without the samples that cannot be trained (latents that could not be made,
+        no conditioning pair), with its conditioning entries. ``fresh_text_cache`` opens its
+        own text cache object (a reader in another thread than the prefetcher's)."""
+        plan, context = self._ctx()
+        entry = plan.text_embeds_for(dataset)
+        texts = self.text_caches[entry.id if entry else None]
+        if fresh_text_cache:
+            encoder, identity = _encoder_and_identity(self.text_encoder)
+            texts = open_text_cache_entry(entry, context, encoder, identity=identity)
+        index = self.metadata[dataset.id].index
+        buckets = self._loadable_buckets(dataset.id, index)
+        assert self.conditioning is not None
+        paired = self.conditioning.paired_buckets(
+            dataset.id, buckets if buckets is not None else index.buckets())
+        source = CachedSource(dataset.id, index, self.latent_caches[dataset.id], texts,
+                              seed=self.options.seed,
+                              buckets=paired if paired is not None else buckets)
+        encoder, identity = _encoder_and_identity(self.image_encoder)
+        return self.conditioning.wrap(dataset.id, source, self.metadata, encoder, identity)
+
+    def eval_batches(self, dataset_id: str | None = None, *, batch_size: int | None = None,
+                     shard: bool = False) -> Iterator[Batch]:
+        """Deterministic batches of the eval datasets (all of them in config order, or
+        ``dataset_id``), with the same fields as training batches; they never touch the
+        training state, so they can run mid-training (see docs/runtime.md)."""
+        from databackend.runtime.evaluation import eval_batches
+
+        return eval_batches(self, dataset_id, batch_size=batch_size, shard=shard)
 
     def _loadable_buckets(self, dataset_id: str, index: Any) -> dict[Any, Any] | None:
         """The index's buckets without the samples whose latents could not be computed at
@@ -352,7 +387,8 @@ class DataBackendFactory:
         factory's state_dict and summary still work, but it serves no more batches.
         """
         self.stop()
-        caches = [*self.text_caches.values(), *self.latent_caches.values()]
+        caches = [*self.text_caches.values(), *self.latent_caches.values(),
+                  *(self.conditioning.caches.values() if self.conditioning else ())]
         storages = {id(s): s for s in [*self.storages.values(), *self.image_embed_storages.values(),
                                        *(c.storage for c in caches)]}
         for storage in storages.values():
@@ -371,6 +407,9 @@ class DataBackendFactory:
     def cache_stats(self) -> dict[str, dict[str, int]]:
         """Hit/miss/repair/encode/write counters of every cache used at batch time."""
         out = {f"latents:{k}": c.stats.to_dict() for k, c in self.latent_caches.items()}
+        if self.conditioning is not None:
+            out.update({f"conditioning:{c.name}": c.stats.to_dict()
+                        for c in self.conditioning.caches.values()})
         out.update({f"text:{c.name}": c.stats.to_dict() for c in self.text_caches.values()})
         return out
 
@@ -382,6 +421,7 @@ class DataBackendFactory:
                 "precompute": [{"kind": r.kind, "name": r.name, **r.report.to_dict()}
                                for r in self.cache_runs],
                 "cache_stats": self.cache_stats(), "excluded": dict(self.excluded),
+                "conditioning": self.conditioning.summary() if self.conditioning else {},
                 "rank": self.rank,
                 "world_size": self.world_size}
 

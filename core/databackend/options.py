@@ -19,6 +19,7 @@ __all__ = ["SAMPLING_METHODS", "SHORT_BUCKET_POLICIES", "FactoryOptions"]
 
 SHORT_BUCKET_POLICIES = ("pad", "drop")
 SAMPLING_METHODS = ("auto-weighting", "uniform")
+CONDITIONING_SAMPLING = ("random", "combined")
 
 
 @attrs.frozen(kw_only=True)
@@ -41,6 +42,8 @@ class FactoryOptions:
     scan_workers: int = 0
     vae_cache_ondemand: bool = False
     compress_cache: bool = False
+    #: several conditioning datasets per source: ``random`` (one per sample) or ``combined``
+    conditioning_multidataset_sampling: str = "random"
 
     @property
     def cache_root(self) -> str:
@@ -60,6 +63,10 @@ class FactoryOptions:
         if self.short_bucket_policy not in SHORT_BUCKET_POLICIES:
             out.append(f"option `short_bucket_policy` must be one of {SHORT_BUCKET_POLICIES}; "
                        f"got {self.short_bucket_policy!r}")
+        if self.conditioning_multidataset_sampling not in CONDITIONING_SAMPLING:
+            out.append(f"option `conditioning_multidataset_sampling` must be one of "
+                       f"{', '.join(CONDITIONING_SAMPLING)}; got "
+                       f"{self.conditioning_multidataset_sampling!r}")
         return out
 
     @classmethod

@@ -15,6 +15,7 @@ import attrs
 
 from databackend.caches.base import PrecomputeReport
 from databackend.caches.stores import open_latent_cache, open_text_cache_entry
+from databackend.conditioning.build import conditioning_runs, is_aligned_conditioning
 
 if TYPE_CHECKING:
     from databackend.caches.encoders import ImageEncoder, TextEncoder
@@ -63,6 +64,8 @@ def _latents(plan: DataPlan, dataset: ImageBackendConfig, meta: MetadataBackend,
                               batch_size=options["batch_size"])
     if dataset.dataset_type == "video":
         report = PrecomputeReport(skipped="video datasets are not cached yet")
+    elif is_aligned_conditioning(dataset):  # cached in its source's geometry, per link
+        report = PrecomputeReport(skipped="pixel-aligned conditioning (see its source's runs)")
     elif not cache.precompute_at_startup and not options["include_ondemand"]:
         report = PrecomputeReport(skipped="vae_cache_disable" if cache.disable
                                   else "vae_cache_ondemand")
@@ -78,6 +81,8 @@ def _texts(plan: DataPlan, datasets: Iterable[ImageBackendConfig],
     groups: dict[str | None, set[str]] = {}
     entries = {}
     for dataset in datasets:
+        if dataset.dataset_type == "conditioning":  # their captions never reach a batch
+            continue
         entry = plan.text_embeds_for(dataset)
         entries[entry.id if entry else None] = entry
         groups.setdefault(entry.id if entry else None, {""}).update(
@@ -117,6 +122,7 @@ def precompute_plan(plan: DataPlan, context: BuildContext, *, text_encoder: Text
     options = {"progress": progress, "batch_size": batch_size,
                "text_batch_size": text_batch_size, "include_ondemand": include_ondemand}
     runs = [_latents(plan, d, metas[d.id], context, image_encoder, options) for d in datasets]
+    runs += conditioning_runs(plan, context, metas, image_encoder, options)
     runs += _texts(plan, datasets, metas, context, text_encoder, options)
     for run in runs:
         log.info("%s cache %s: %s", run.kind, run.name, run.report.to_dict())
