@@ -13,9 +13,15 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from databackend.build import build_storage
 from databackend.caches.base import PrecomputeReport
 from databackend.caches.stores import open_latent_cache, open_text_cache_entry
-from databackend.conditioning.build import conditioning_runs, is_aligned_conditioning
+from databackend.conditioning.build import (
+    ConditioningBuild,
+    conditioning_runs,
+    is_aligned_conditioning,
+)
+from databackend.runtime.distributed import barrier
 
 if TYPE_CHECKING:
     from databackend.caches.encoders import ImageEncoder, TextEncoder
@@ -116,8 +122,13 @@ def precompute_plan(plan: DataPlan, context: BuildContext, *, text_encoder: Text
     """
     datasets = [d for d in plan.datasets if not d.disabled]
     metas = dict(metadata or {})
+    generation = ConditioningBuild(plan, context)
     for dataset in datasets:
         if dataset.id not in metas:
+            if dataset.auto_generated:  # generated conditioning: its outputs before its scan
+                generation.generate(dataset, build_storage(dataset, context), metas,
+                                    progress=progress)
+                barrier(context.world_size)
             metas[dataset.id] = open_metadata(dataset, context, progress=progress)
     options = {"progress": progress, "batch_size": batch_size,
                "text_batch_size": text_batch_size, "include_ondemand": include_ondemand}

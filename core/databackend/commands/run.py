@@ -17,9 +17,19 @@ from typing import Any
 
 from databackend.caches import load_encoder
 from databackend.commands.common import add_config_arguments, parse_pairs
+from databackend.conditioning.pairing import pairing_lines
 from databackend.options import FactoryOptions
 
 __all__ = ["format_summary", "register", "run_job"]
+
+
+def conditioning_lines(found: dict[str, Any]) -> list[str]:
+    """Pairing counts and generation figures of a summary's ``conditioning`` part."""
+    out = ["  " + line for line in pairing_lines(found.get("pairing", []))]
+    for did, g in found.get("generated", {}).items():
+        out.append(f"  generated {did}: {g['existing']} present, {g['generated']} generated, "
+                   f"{len(g['failed'])} failed in {g['seconds']:.2f} s")
+    return out
 
 
 def _encoder(spec: str | None) -> Any:
@@ -93,6 +103,7 @@ def format_summary(summary: dict[str, Any]) -> list[str]:
         more = f" and {len(paths) - 3} more" if len(paths) > 3 else ""
         out.append(f"  left out of training, latents could not be made: {did}: "
                    f"{', '.join(paths[:3])}{more}")
+    out += conditioning_lines(summary.get("conditioning") or {})
     for name, s in summary["cache_stats"].items():
         out.append(f"  batch time {name}: {s['hits']} hits, {s['misses']} misses, "
                    f"{s['repairs']} repairs, {s['encoded']} encoded")

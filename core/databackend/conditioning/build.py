@@ -70,7 +70,8 @@ class ConditioningBuild:
         return self._outputs[cond_id]
 
     def generate(self, dataset: ImageBackendConfig, storage: StorageBackend,
-                 metadata: Mapping[str, Any], *, progress: bool | None = None) -> None:
+                 metadata: Mapping[str, Any], *, progress: bool | None = None
+                 ) -> GenerationReport:
         """Write this rank's share of a generated dataset's missing outputs (every rank must
         call the barrier after it)."""
         run = self.outputs(dataset.id, metadata).run(
@@ -79,6 +80,7 @@ class ConditioningBuild:
         self.generation[dataset.id] = run
         log.info("dataset %r: %d outputs present, %d generated, %d failed", dataset.id,
                  run.existing, run.generated, len(run.failed))
+        return run
 
     def pair(self, metadata: Mapping[str, Any]) -> dict[Pair, Pairing]:
         """Pair every link (stored pairings are reused when both listings are unchanged)."""

@@ -33,7 +33,7 @@ import numpy as np
 from databackend.metadata.index import IndexFormatError, pack, unpack
 from databackend.storage.base import StorageBackend
 
-__all__ = ["Pairing", "compute_pairing", "load_or_pair"]
+__all__ = ["Pairing", "compute_pairing", "load_or_pair", "pairing_lines"]
 
 log = logging.getLogger(__name__)
 
@@ -185,3 +185,15 @@ def load_or_pair(source_id: str, cond_id: str, source: Any, cond: Any, *,
         storage.write(key, bytes(pack({"format": _FORMAT, "digest": digest, "info": info},
                                       {"rows": pairing.rows}, {})))
     return attrs.evolve(pairing, seconds=time.perf_counter() - start)
+
+
+def pairing_lines(pairings: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Human-readable lines of :meth:`Pairing.to_dict` results (scan and run summaries)."""
+    out = []
+    for p in pairings:
+        unpaired = ", ".join(f"{k} {v}" for k, v in sorted(p["unpaired"].items())) or "none"
+        out.append(f"pairing {p['source']} <- {p['conditioning']}: {p['paired']} paired, "
+                   f"unpaired: {unpaired}, unused conditioning: {p['orphans']}")
+        for reason, paths in sorted(p["unpaired_examples"].items()):
+            out.append(f"  {reason}: {', '.join(paths)}")
+    return out
