@@ -36,7 +36,7 @@ from databackend.caches import (
     open_text_cache_entry,
     precompute_plan,
 )
-from databackend.conditioning.build import ConditioningBuild
+from databackend.conditioning.build import ConditioningBuild, is_aligned_conditioning
 from databackend.config.loader import load_config, parse_entries
 from databackend.config.models import ImageBackendConfig
 from databackend.config.plan import DataPlan
@@ -221,6 +221,8 @@ class DataBackendFactory:
         plan, context = self._ctx()
         encoder, identity = _encoder_and_identity(self.image_encoder)
         for dataset in self._enabled():
+            if is_aligned_conditioning(dataset):  # read through its links' caches
+                continue
             self.latent_caches[dataset.id] = open_latent_cache(
                 plan, dataset, self.metadata[dataset.id], context, encoder, identity=identity)
         can_encode = _is_encoder(self.text_encoder) and _is_encoder(self.image_encoder)

@@ -16,11 +16,6 @@ import attrs
 from databackend.build import build_storage
 from databackend.caches.base import PrecomputeReport
 from databackend.caches.stores import open_latent_cache, open_text_cache_entry
-from databackend.conditioning.build import (
-    ConditioningBuild,
-    conditioning_runs,
-    is_aligned_conditioning,
-)
 from databackend.runtime.distributed import barrier
 
 if TYPE_CHECKING:
@@ -66,6 +61,8 @@ def open_metadata(dataset: ImageBackendConfig, context: BuildContext, *,
 
 def _latents(plan: DataPlan, dataset: ImageBackendConfig, meta: MetadataBackend,
              context: BuildContext, encoder: ImageEncoder, options: Mapping[str, Any]) -> CacheRun:
+    from databackend.conditioning.build import is_aligned_conditioning  # (import cycle)
+
     cache = open_latent_cache(plan, dataset, meta, context, encoder,
                               batch_size=options["batch_size"])
     if dataset.dataset_type == "video":
@@ -122,6 +119,8 @@ def precompute_plan(plan: DataPlan, context: BuildContext, *, text_encoder: Text
     """
     datasets = [d for d in plan.datasets if not d.disabled]
     metas = dict(metadata or {})
+    from databackend.conditioning.build import ConditioningBuild, conditioning_runs
+
     generation = ConditioningBuild(plan, context)
     for dataset in datasets:
         if dataset.id not in metas:
