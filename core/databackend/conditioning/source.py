@@ -79,10 +79,12 @@ class ConditionedSource:
     def entries(self, indices: Sequence[int], *, epoch: int, step: int
                 ) -> tuple[ConditioningEntry, ...]:
         """The conditioning entries of a batch of ``indices`` (see the module doc)."""
-        chosen = self.choose(indices, epoch=epoch, step=step)
+        everyone = self.mode == "combined" or len(self.links) == 1
+        chosen = None if everyone else self.choose(indices, epoch=epoch, step=step)
         out = []
         for k, link in enumerate(self.links):
-            where = [p for p, picks in enumerate(chosen) if k in picks]
+            where = list(range(len(indices))) if chosen is None else \
+                [p for p, picks in enumerate(chosen) if k in picks]
             rows = [int(link.rows[indices[p]]) for p in where]
             if min(rows, default=0) < 0:
                 bad = [indices[p] for p, r in zip(where, rows, strict=True) if r < 0]
