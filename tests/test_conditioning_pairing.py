@@ -107,4 +107,4 @@ def test_scan_json_and_run_summary(roots: tuple[Path, Path], tmp_path: Path,
     out = capsys.readouterr().out
     assert "pairing src <- hint: 5 paired" in out
     assert "precompute conditioning hint@src: 0 cached, 5 encoded" in out
-    assert re.search(r"batch time conditioning:hint@src: [3-5] hits, 0 misses", out)
+    assert re.search(r"batch time conditioning:hint@src: \d+ hits, 0 misses", out)

@@ -7,7 +7,7 @@ parameters), the seed and the source sample's identity (path, size, mtime). Chan
 parameter or the source file therefore writes new files (old ones stay, like cache entries, and
 are reported as unused by pairing); a rerun with nothing changed lists the folder once and
 generates nothing. The generator's random numbers come from a generator seeded with ``key``.
-Each rank generates every ``world_size``-th missing output; callers put a barrier after
+Each rank generates the missing outputs of every ``world_size``-th source row; callers put a barrier after
 :meth:`GeneratedOutputs.run` on every rank (ranks with nothing to do included).
 """
 
@@ -106,7 +106,8 @@ class GeneratedOutputs:
         paths = {i: self.path(i) for i in range(len(self.source.index.paths))}
         have = {f.path for f in storage.list("", extensions=[self.generator.extension])}
         missing = [i for i, p in paths.items() if p not in have]
-        todo = shard(missing, rank, world_size)
+        # shard the rows, not the missing ones: ranks list the folder at different times
+        todo = [i for i in shard(list(paths), rank, world_size) if paths[i] not in have]
         failed: list[tuple[str, str]] = []
         with ThreadPoolExecutor(max(1, workers), thread_name_prefix="databackend-gen") as pool, \
                 progress_bar(len(todo), f"generate {self.dataset.id}", progress) as bar:
