@@ -108,3 +108,18 @@ def test_scan_json_and_run_summary(roots: tuple[Path, Path], tmp_path: Path,
     assert "pairing src <- hint: 5 paired" in out
     assert "precompute conditioning hint@src: 0 cached, 5 encoded" in out
     assert re.search(r"batch time conditioning:hint@src: \d+ hits, 0 misses", out)
+
+
+def test_conditioning_that_cannot_be_decoded_is_unpaired(tmp_path: Path) -> None:
+    src, cond = tmp_path / "s", tmp_path / "c"
+    for n in range(4):
+        inverted(cond / f"p{n}.png", noise_image(src / f"p{n}.png", 64, 64, seed=n))
+    data = (cond / "p2.png").read_bytes()
+    (cond / "p2.png").write_bytes(data[:200])  # the header scan passes, decoding fails
+    f = factory(entries(src, tmp_path, hint(cond), train_batch_size=1), tmp_path,
+                max_epochs=1).build()
+    pairing = f.conditioning.pairings[("src", "hint")]  # type: ignore[union-attr]
+    assert pairing.paired == 3 and pairing.unpaired == {"conditioning_unloadable": 1}
+    trained = {s for b in f.iterator(prefetch=False) for s in b.sample_ids}
+    f.close()
+    assert trained == {"src:p0.png", "src:p1.png", "src:p3.png"}

@@ -231,6 +231,8 @@ class DataBackendFactory:
                 plan, context, text_encoder=self.text_encoder, image_encoder=self.image_encoder,
                 metadata=self.metadata, progress=self.progress)
             barrier(self.world_size)
+            assert self.conditioning is not None
+            self.conditioning.drop_unloadable(self.cache_runs, self.world_size)
         elif self.precompute:
             log.info("caches are not precomputed: no text and image encoder to fill them")
         details.update(encoded=sum(r.report.encoded for r in self.cache_runs),

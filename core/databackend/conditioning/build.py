@@ -10,7 +10,7 @@ sampled (or eval) dataset; :func:`conditioning_runs` fills the conditioning cach
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -21,9 +21,10 @@ from databackend.conditioning import config as cc
 from databackend.conditioning.aligned import AlignedSource, PixelEncoder
 from databackend.conditioning.generate import GeneratedOutputs, GenerationReport
 from databackend.conditioning.generator import generator_classes
-from databackend.conditioning.pairing import Pairing, load_or_pair
+from databackend.conditioning.pairing import Pairing, load_or_pair, unpair
 from databackend.conditioning.source import ConditionedSource, Link
 from databackend.metadata.params import index_folder
+from databackend.runtime.distributed import gather_union
 from databackend.storage.localdir import LocalDirectory
 
 if TYPE_CHECKING:
@@ -58,6 +59,7 @@ class ConditioningBuild:
         #: the caches the runtime reads, per link
         self.caches: dict[Pair, LatentCache] = {}
         self._outputs: dict[str, GeneratedOutputs] = {}
+        self._cond_paths: dict[str, Any] = {}
 
     def outputs(self, cond_id: str, metadata: Mapping[str, Any]) -> GeneratedOutputs:
         """The generator outputs of a generated dataset (its source must be scanned)."""
@@ -85,12 +87,24 @@ class ConditioningBuild:
     def pair(self, metadata: Mapping[str, Any]) -> dict[Pair, Pairing]:
         """Pair every link (stored pairings are reused when both listings are unchanged)."""
         self.pairings = pairings(self.plan, self.context, metadata, self, save=True)
+        self._cond_paths = {c: metadata[c].index.paths for conds in self.links.values()
+                            for c in conds}
         for (src, cond), p in self.pairings.items():
             if p.unpaired:
                 log.warning("dataset %r: %d sample(s) have no pair in %r and are left out "
                             "(%s)", src, sum(p.unpaired.values()), cond,
                             ", ".join(f"{k}: {v}" for k, v in p.unpaired.items()))
         return self.pairings
+
+    def drop_unloadable(self, runs: Sequence[CacheRun], world_size: int) -> None:
+        """Unpair the source samples whose conditioning image failed to load at precompute
+        (reason ``conditioning_unloadable``; the union over ranks, so all ranks agree)."""
+        for (src, c), pairing in list(self.pairings.items()):
+            names = {("conditioning", f"{c}@{src}"), ("latents", c)}
+            mine = [path for r in runs if (r.kind, r.name) in names for path, _ in r.report.failed]
+            failed = set(gather_union(mine, world_size))
+            if failed:
+                self.pairings[(src, c)] = unpair(pairing, failed, self._cond_paths[c])
 
     def paired_rows(self, source_id: str) -> np.ndarray | None:
         """Boolean mask of the source rows that can be trained (paired in every link for

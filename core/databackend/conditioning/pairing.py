@@ -33,7 +33,7 @@ import numpy as np
 from databackend.metadata.index import IndexFormatError, pack, unpack
 from databackend.storage.base import StorageBackend
 
-__all__ = ["Pairing", "compute_pairing", "load_or_pair", "pairing_lines"]
+__all__ = ["Pairing", "compute_pairing", "load_or_pair", "pairing_lines", "unpair"]
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +140,21 @@ def compute_pairing(source_id: str, cond_id: str, source: Any, cond: Any, *,
                    unpaired=dict(reasons), examples=examples, orphans=len(orphans),
                    orphan_examples=[cond.paths[int(k)] for k in orphans[:EXAMPLES]],
                    seconds=time.perf_counter() - start)
+
+
+def unpair(pairing: Pairing, failed: set[str], cond_paths: Sequence[str]) -> Pairing:
+    """``pairing`` without the pairs whose conditioning path is in ``failed`` (counted as
+    ``conditioning_unloadable``: the file passed the header scan but cannot be decoded)."""
+    rows = pairing.rows.copy()
+    lost = [i for i, r in enumerate(rows.tolist()) if r >= 0 and cond_paths[r] in failed]
+    if not lost:
+        return pairing
+    rows[lost] = -1
+    unpaired = {**pairing.unpaired, "conditioning_unloadable": len(lost)}
+    examples = {**pairing.examples,
+                "conditioning_unloadable": [cond_paths[int(pairing.rows[i])]
+                                            for i in lost[:EXAMPLES]]}
+    return attrs.evolve(pairing, rows=rows, unpaired=unpaired, examples=examples)
 
 
 def listing_digest(index: Any) -> str:
