@@ -290,6 +290,7 @@ OPTION_SAMPLE: dict[str, Any] = {
     "caption_strategy": "textfile", "sampling": "uniform", "short_bucket_policy": "drop",
     "scan_workers": 2, "vae_cache_ondemand": True, "compress_cache": True}
 OPTION_SAMPLE.update(peer_timeout_s=60.0, max_image_pixels=50_000_000)  # hardening
+OPTION_SAMPLE.update(conditioning_multidataset_sampling="combined")  # conditioning
 
 
 @pytest.fixture

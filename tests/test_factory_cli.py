@@ -66,6 +66,7 @@ def test_demo_generates_data_and_runs(tmp_path: Path, capsys: pytest.CaptureFixt
     out = capsys.readouterr().out
     assert "demo data and config" in out and "consumer wait" in out
     assert "not_an_image" in out  # the broken files were found and reported
+    assert "pairing art <- art_conditioning_canny: 12 paired" in out  # generated ControlNet hints
     data = tmp_path / "demo" / "data"
     suffixes = {p.suffix for p in data.rglob("*") if p.is_file()}
     assert {".jpg", ".png", ".txt"} <= suffixes

@@ -255,3 +255,53 @@ def test_documented_plugin_example_works(site: Path) -> None:
     for name in [n for n in dir(suite) if n.startswith("test_")]:
         getattr(suite, name)(cls(plan.datasets[0].storage, dataset_id="t",
                                  root=f"/doc-{name}"))
+
+
+# --- conditioning generators (issue 12) --------------------------------------------------------
+class _Posterize:
+    """A third-party generator: fewer grey levels (parameters checked, pure function)."""
+
+    @hookimpl
+    def databackend_register_conditioning_generators(self) -> Any:
+        from PIL import ImageOps
+
+        from databackend.conditioning.generator import ConditioningGenerator
+
+        class Posterize(ConditioningGenerator):
+            name, aliases, defaults = "posterize", ("poster",), {"bits": 2}
+
+            def check(self) -> list[str]:
+                return [] if 1 <= self.params["bits"] <= 8 else ["`bits` must be 1..8"]
+
+            def generate(self, image: Any, rng: Any) -> Any:
+                return ImageOps.posterize(image, self.params["bits"])
+
+        class Depth(ConditioningGenerator):
+            name, defaults = "depth", {"model_type": "DPT"}
+
+            @classmethod
+            def unavailable(cls) -> str | None:
+                return "the depth model 'DPT' is not installed"
+
+        return [Posterize, Depth]
+
+
+def test_hook_databackend_register_conditioning_generators(registry: PluginRegistry,
+                                                           tmp_path: Path) -> None:
+    from databackend.errors import ConfigError
+
+    registry.pm.register(_Posterize())
+    opts = FactoryOptions(output_dir=str(tmp_path / "out"))
+    src = {"id": "src", "type": "local", "instance_data_dir": str(tmp_path)}
+    plan = parse_entries([{**src, "conditioning": {"type": "poster", "params": {"bits": 3}}}],
+                         registry, opts)
+    gen = plan.by_id["src_conditioning_posterize"]
+    assert gen.conditioning_config == {"type": "posterize", "params": {"bits": 3}, "seed": None}
+    assert plan.by_id["src"].conditioning_ids == ["src_conditioning_posterize"]
+    with pytest.raises(ConfigError) as err:
+        parse_entries([{**src, "conditioning": [{"type": "depth"}, {"type": "posterize",
+                                                                    "bits": 9}]}], registry, opts)
+    assert err.value.problems == [
+        "dataset 'src': conditioning[0]: generator 'depth' cannot run here: the depth model "
+        "'DPT' is not installed",
+        "dataset 'src': conditioning[1]: `bits` must be 1..8"]

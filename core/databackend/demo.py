@@ -6,8 +6,9 @@
   and aspect ratios, each with a ``.txt`` caption (some with two lines, i.e. two captions);
 * a few broken files (a truncated JPEG, random bytes named ``.png``, an empty ``.jpg``) that
   the scan must skip and report;
-* ``multidatabackend.json``: two image datasets, a ``text_embeds`` and an ``image_embeds``
-  entry (both ``type: local``) and the factory options to run it with.
+* ``multidatabackend.json``: two image datasets (``art`` with a generated ``canny`` ControlNet
+  conditioning dataset), a ``text_embeds`` and an ``image_embeds`` entry (both
+  ``type: local``) and the factory options to run it with.
 
 Everything is generated from a seed, so two runs produce the same files.
 """
@@ -99,7 +100,10 @@ def demo_config(root: Path) -> list[dict[str, Any]]:
          "caption_strategy": "textfile", "image_embeds": "vae-cache",
          "text_embeds": "text-cache", "resolution": 192, "resolution_type": "pixel",
          "train_batch_size": 3,
-         "probability": 0.5, "short_bucket_policy": "pad"},
+         "probability": 0.5, "short_bucket_policy": "pad",
+         # a generated ControlNet hint per sketch (docs/conditioning.md)
+         "conditioning": {"type": "canny", "conditioning_type": "controlnet",
+                          "low_threshold": 80, "high_threshold": 160}},
     ]
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -36,6 +36,7 @@ from databackend.caches import (
     open_text_cache_entry,
     precompute_plan,
 )
+from databackend.conditioning.build import ConditioningBuild, is_aligned_conditioning
 from databackend.config.loader import load_config, parse_entries
 from databackend.config.models import ImageBackendConfig
 from databackend.config.plan import DataPlan
@@ -128,6 +129,8 @@ class DataBackendFactory:
         self.excluded: dict[str, list[str]] = {}
         self._runtime: DataRuntime | None = None
         self._fetcher: BatchFetcher[Batch] | None = None
+        #: conditioning links, generation, pairing and caches (docs/conditioning.md)
+        self.conditioning: ConditioningBuild | None = None
 
     # --- build -------------------------------------------------------------------------------
     def build(self) -> DataBackendFactory:
@@ -200,20 +203,28 @@ class DataBackendFactory:
         details.update(datasets=len(self.storages))
 
     def _build_metadata(self, details: dict[str, Any]) -> None:
-        _, context = self._ctx()
+        plan, context = self._ctx()
+        self.conditioning = ConditioningBuild(plan, context)
         for dataset in self._enabled():
+            if dataset.auto_generated:  # generated conditioning: outputs before the scan
+                self.conditioning.generate(dataset, self.storages[dataset.id], self.metadata,
+                                           progress=self.progress)
+                barrier(self.world_size)  # every rank, even with nothing to generate
             meta = build_metadata(dataset, self.storages[dataset.id], context)
             report = meta.scan(progress=bool(self.progress), rank=self.rank,
                                world_size=self.world_size)
             self.metadata[dataset.id] = meta
             self.metrics.counters.setdefault("scan", {})[dataset.id] = _scan_summary(report)
         barrier(self.world_size, timeout_s=self.options.peer_timeout_s, stage="scan")
+        self.conditioning.pair(self.metadata)
         details.update(samples=sum(len(m.index) for m in self.metadata.values()))
 
     def _build_caches(self, details: dict[str, Any]) -> None:
         plan, context = self._ctx()
         encoder, identity = _encoder_and_identity(self.image_encoder)
         for dataset in self._enabled():
+            if is_aligned_conditioning(dataset):  # read through its links' caches
+                continue
             self.latent_caches[dataset.id] = open_latent_cache(
                 plan, dataset, self.metadata[dataset.id], context, encoder, identity=identity)
         can_encode = _is_encoder(self.text_encoder) and _is_encoder(self.image_encoder)
@@ -222,6 +233,8 @@ class DataBackendFactory:
                 plan, context, text_encoder=self.text_encoder, image_encoder=self.image_encoder,
                 metadata=self.metadata, progress=self.progress)
             barrier(self.world_size, timeout_s=self.options.peer_timeout_s, stage="cache")
+            assert self.conditioning is not None
+            self.conditioning.drop_unloadable(self.cache_runs, self.world_size)
         elif self.precompute:
             log.info("caches are not precomputed: no text and image encoder to fill them")
         details.update(encoded=sum(r.report.encoded for r in self.cache_runs),
@@ -235,13 +248,7 @@ class DataBackendFactory:
                 log.info("dataset %r (%s) is not sampled for training", dataset.id,
                          dataset.dataset_type)
                 continue
-            entry = plan.text_embeds_for(dataset)
-            index = self.metadata[dataset.id].index
-            source = CachedSource(dataset.id, index, self.latent_caches[dataset.id],
-                                  self.text_caches[entry.id if entry else None],
-                                  seed=self.options.seed,
-                                  buckets=self._loadable_buckets(dataset.id, index))
-            datasets.append(self._runtime_dataset(dataset, source))
+            datasets.append(self._runtime_dataset(dataset, self.dataset_source(dataset)))
         try:
             self._runtime = make_runtime(
                 datasets, self._strategy(), policy=self.options.sampling_policy,
@@ -252,6 +259,38 @@ class DataBackendFactory:
         self._runtime.on_epoch.append(self._new_epoch)
         details.update(datasets=len(datasets), strategy=self._runtime.selector.strategy.name,
                        batches_per_epoch=sum(self._runtime.batches_per_epoch.values()))
+
+    def dataset_source(self, dataset: ImageBackendConfig, *, fresh_text_cache: bool = False
+                       ) -> Any:
+        """The batch source of one scanned and cached dataset: its index, latent and text
+        caches, without the samples that cannot be trained (latents that could not be made,
+        no conditioning pair), with its conditioning entries. ``fresh_text_cache`` opens its
+        own text cache object (a reader in another thread than the prefetcher's)."""
+        plan, context = self._ctx()
+        entry = plan.text_embeds_for(dataset)
+        texts = self.text_caches[entry.id if entry else None]
+        if fresh_text_cache:
+            encoder, identity = _encoder_and_identity(self.text_encoder)
+            texts = open_text_cache_entry(entry, context, encoder, identity=identity)
+        index = self.metadata[dataset.id].index
+        buckets = self._loadable_buckets(dataset.id, index)
+        assert self.conditioning is not None
+        paired = self.conditioning.paired_buckets(
+            dataset.id, buckets if buckets is not None else index.buckets())
+        source = CachedSource(dataset.id, index, self.latent_caches[dataset.id], texts,
+                              seed=self.options.seed,
+                              buckets=paired if paired is not None else buckets)
+        encoder, identity = _encoder_and_identity(self.image_encoder)
+        return self.conditioning.wrap(dataset.id, source, self.metadata, encoder, identity)
+
+    def eval_batches(self, dataset_id: str | None = None, *, batch_size: int | None = None,
+                     shard: bool = False) -> Iterator[Batch]:
+        """Deterministic batches of the eval datasets (all of them in config order, or
+        ``dataset_id``), with the same fields as training batches; they never touch the
+        training state, so they can run mid-training (see docs/runtime.md)."""
+        from databackend.runtime.evaluation import eval_batches
+
+        return eval_batches(self, dataset_id, batch_size=batch_size, shard=shard)
 
     def _loadable_buckets(self, dataset_id: str, index: Any) -> dict[Any, Any] | None:
         """The index's buckets without the samples whose latents could not be computed at
@@ -355,7 +394,8 @@ class DataBackendFactory:
         factory's state_dict and summary still work, but it serves no more batches.
         """
         self.stop()
-        caches = [*self.text_caches.values(), *self.latent_caches.values()]
+        caches = [*self.text_caches.values(), *self.latent_caches.values(),
+                  *(self.conditioning.caches.values() if self.conditioning else ())]
         storages = {id(s): s for s in [*self.storages.values(), *self.image_embed_storages.values(),
                                        *(c.storage for c in caches)]}
         for storage in storages.values():
@@ -374,6 +414,9 @@ class DataBackendFactory:
     def cache_stats(self) -> dict[str, dict[str, int]]:
         """Hit/miss/repair/encode/write counters of every cache used at batch time."""
         out = {f"latents:{k}": c.stats.to_dict() for k, c in self.latent_caches.items()}
+        if self.conditioning is not None:
+            out.update({f"conditioning:{c.name}": c.stats.to_dict()
+                        for c in self.conditioning.caches.values()})
         out.update({f"text:{c.name}": c.stats.to_dict() for c in self.text_caches.values()})
         return out
 
@@ -388,7 +431,8 @@ class DataBackendFactory:
             precompute=[{"kind": r.kind, "name": r.name, **r.report.to_dict()}
                         for r in self.cache_runs],
             cache_stats=self.cache_stats(), excluded=dict(self.excluded), rank=self.rank,
-            world_size=self.world_size, policy=self.options.sampling_policy)
+            world_size=self.world_size, policy=self.options.sampling_policy,
+            conditioning=self.conditioning.summary() if self.conditioning else {})
 
     def scalars(self) -> dict[str, float]:
         """Flat scalar metrics for a trainer's dashboard (TensorBoard, W&B, any logger):

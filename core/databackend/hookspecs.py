@@ -10,6 +10,8 @@ Four families, each used by the built-in plugins exactly as a third party would 
   and holds its bucketed index (first non-None result wins).
 * **sampling** -- :func:`databackend_register_strategies` contributes named strategies that choose
   which dataset the next batch comes from.
+* **conditioning** -- :func:`databackend_register_conditioning_generators` contributes generators
+  that make conditioning datasets from a source dataset (``conditioning`` blocks).
 
 A plugin may accept any subset of a hook's arguments (pluggy passes only those it names).
 """
@@ -22,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
+    from databackend.conditioning.generator import ConditioningGenerator
     from databackend.config.models import ImageBackendConfig
     from databackend.context import BuildContext
     from databackend.metadata.backend import MetadataBackend
@@ -35,6 +38,7 @@ __all__ = [
     "databackend_make_backend",
     "databackend_make_metadata_backend",
     "databackend_register_backends",
+    "databackend_register_conditioning_generators",
     "databackend_register_strategies",
     "hookspec",
 ]
@@ -117,5 +121,28 @@ def databackend_register_strategies() -> Sequence[type[SamplingStrategy]]:
     an error naming both plugins.
 
     :return: strategy classes.
+    """
+    raise NotImplementedError
+
+
+# ---------------------------------------------------------------------------------------------
+# Conditioning
+# ---------------------------------------------------------------------------------------------
+
+
+@hookspec
+def databackend_register_conditioning_generators() -> Sequence[type[ConditioningGenerator]]:
+    """Contribute conditioning generators, selected by ``conditioning`` blocks in the config.
+
+    Each class subclasses :class:`~databackend.conditioning.generator.ConditioningGenerator` and
+    sets ``name`` (the block's ``type``), optional ``aliases``, ``defaults`` (every parameter),
+    ``version`` and ``extension``; it implements ``generate(image, rng) -> image`` (a pure
+    function of the image and the seeded ``rng``) and may override ``check()`` (parameter
+    problems) and ``unavailable()`` (why it cannot run here, e.g. a model that is not
+    installed: reported by ``validate``). Duplicate names are an error naming both plugins.
+    The built-ins (``superresolution``, ``jpeg_artifacts``, ``random_masks``, ``canny``) are
+    registered through this hook too.
+
+    :return: generator classes.
     """
     raise NotImplementedError

@@ -21,6 +21,7 @@ SHORT_BUCKET_POLICIES = ("pad", "drop")
 SAMPLING_METHODS = ("auto-weighting", "uniform")
 #: sampling policies (databackend.runtime.mixture.POLICIES)
 SAMPLING_POLICIES = ("exhaust", "mixture")
+CONDITIONING_SAMPLING = ("random", "combined")
 
 
 @attrs.frozen(kw_only=True)
@@ -53,6 +54,8 @@ class FactoryOptions:
     # until its epoch is used up; "mixture" makes the weights long-run shares
     sampling_policy: str = "exhaust"
     mixture_steps_per_epoch: int | None = None
+    #: several conditioning datasets per source: ``random`` (one per sample) or ``combined``
+    conditioning_multidataset_sampling: str = "random"
 
     @property
     def cache_root(self) -> str:
@@ -78,6 +81,10 @@ class FactoryOptions:
             out.append(f"option `short_bucket_policy` must be one of {SHORT_BUCKET_POLICIES}; "
                        f"got {self.short_bucket_policy!r}")
         out += _policy_problems(self)
+        if self.conditioning_multidataset_sampling not in CONDITIONING_SAMPLING:
+            out.append(f"option `conditioning_multidataset_sampling` must be one of "
+                       f"{', '.join(CONDITIONING_SAMPLING)}; got "
+                       f"{self.conditioning_multidataset_sampling!r}")
         return out
 
     @classmethod

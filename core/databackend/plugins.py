@@ -35,6 +35,7 @@ DEFAULT_PLUGINS = (
     "databackend.builtin.builders",
     "databackend.builtin.metadata",
     "databackend.builtin.strategies",
+    "databackend.builtin.generators",
 )
 
 

@@ -13,8 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from databackend.build import build_storage
 from databackend.caches.base import PrecomputeReport
 from databackend.caches.stores import open_latent_cache, open_text_cache_entry
+from databackend.runtime.distributed import barrier
 
 if TYPE_CHECKING:
     from databackend.caches.encoders import ImageEncoder, TextEncoder
@@ -59,10 +61,14 @@ def open_metadata(dataset: ImageBackendConfig, context: BuildContext, *,
 
 def _latents(plan: DataPlan, dataset: ImageBackendConfig, meta: MetadataBackend,
              context: BuildContext, encoder: ImageEncoder, options: Mapping[str, Any]) -> CacheRun:
+    from databackend.conditioning.build import is_aligned_conditioning  # (import cycle)
+
     cache = open_latent_cache(plan, dataset, meta, context, encoder,
                               batch_size=options["batch_size"])
     if dataset.dataset_type == "video":
         report = PrecomputeReport(skipped="video datasets are not cached yet")
+    elif is_aligned_conditioning(dataset):  # cached in its source's geometry, per link
+        report = PrecomputeReport(skipped="pixel-aligned conditioning (see its source's runs)")
     elif not cache.precompute_at_startup and not options["include_ondemand"]:
         report = PrecomputeReport(skipped="vae_cache_disable" if cache.disable
                                   else "vae_cache_ondemand")
@@ -78,6 +84,8 @@ def _texts(plan: DataPlan, datasets: Iterable[ImageBackendConfig],
     groups: dict[str | None, set[str]] = {}
     entries = {}
     for dataset in datasets:
+        if dataset.dataset_type == "conditioning":  # their captions never reach a batch
+            continue
         entry = plan.text_embeds_for(dataset)
         entries[entry.id if entry else None] = entry
         groups.setdefault(entry.id if entry else None, {""}).update(
@@ -111,12 +119,20 @@ def precompute_plan(plan: DataPlan, context: BuildContext, *, text_encoder: Text
     """
     datasets = [d for d in plan.datasets if not d.disabled]
     metas = dict(metadata or {})
+    from databackend.conditioning.build import ConditioningBuild, conditioning_runs
+
+    generation = ConditioningBuild(plan, context)
     for dataset in datasets:
         if dataset.id not in metas:
+            if dataset.auto_generated:  # generated conditioning: its outputs before its scan
+                generation.generate(dataset, build_storage(dataset, context), metas,
+                                    progress=progress)
+                barrier(context.world_size)
             metas[dataset.id] = open_metadata(dataset, context, progress=progress)
     options = {"progress": progress, "batch_size": batch_size,
                "text_batch_size": text_batch_size, "include_ondemand": include_ondemand}
     runs = [_latents(plan, d, metas[d.id], context, image_encoder, options) for d in datasets]
+    runs += conditioning_runs(plan, context, metas, image_encoder, options)
     runs += _texts(plan, datasets, metas, context, text_encoder, options)
     for run in runs:
         log.info("%s cache %s: %s", run.kind, run.name, run.report.to_dict())

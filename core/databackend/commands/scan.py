@@ -18,6 +18,8 @@ from typing import Any
 
 from databackend.build import build_metadata, build_storage
 from databackend.commands.common import add_config_arguments, load_plan
+from databackend.conditioning.build import ConditioningBuild
+from databackend.conditioning.pairing import pairing_lines
 from databackend.metadata.report import ScanReport
 
 __all__ = ["TransferProgress", "format_summary", "register", "scan_all", "scan_datasets"]
@@ -84,18 +86,27 @@ def scan_datasets(args: argparse.Namespace) -> list[tuple[ScanReport, dict[str, 
     storage's :meth:`~databackend.storage.base.StorageBackend.scan_summary`."""
     plan, context = load_plan(args)
     progress = not args.no_progress and sys.stderr.isatty()
-    results = []
-    for dataset in plan.datasets:
-        storage = build_storage(dataset, context)
-        counter = TransferProgress(progress, f"download {dataset.id}")
-        try:
-            if progress:
-                storage.add_listener(counter)
-            meta = build_metadata(dataset, storage, context)
-            report = meta.scan(progress=progress)
-            results.append((report, storage.scan_summary()))
-        finally:
-            counter.close()
+    results, storages = [], []
+    metas: dict[str, Any] = {}
+    conditioning = ConditioningBuild(plan, context)
+    try:
+        for dataset in plan.datasets:
+            storage = build_storage(dataset, context)
+            storages.append(storage)
+            counter = TransferProgress(progress, f"download {dataset.id}")
+            try:
+                if progress:
+                    storage.add_listener(counter)
+                if dataset.auto_generated:  # generated conditioning: outputs first
+                    conditioning.generate(dataset, storage, metas, progress=progress)
+                metas[dataset.id] = meta = build_metadata(dataset, storage, context)
+                report = meta.scan(progress=progress)
+                results.append((report, storage.scan_summary()))
+            finally:
+                counter.close()
+        args.pairings = [p.to_dict() for p in conditioning.pair(metas).values()]
+    finally:
+        for storage in storages:
             storage.close()
     return results
 
@@ -143,13 +154,16 @@ def _run(args: argparse.Namespace) -> int:
     results = scan_datasets(args)
     if args.json:
         print(json.dumps({"datasets": [{**report.to_dict(), "storage": summary}
-                                       for report, summary in results]}, indent=2))
+                                       for report, summary in results],
+                          "pairing": getattr(args, "pairings", [])}, indent=2))
         return 0
     for report, summary in results:
         print(report.format_table())
         for line in format_summary(summary):
             print(line)
         print()
+    for line in pairing_lines(getattr(args, "pairings", [])):
+        print(line)
     total = sum(r.counts["kept"] for r, _ in results)
     skipped = sum(r.counts["skipped"] for r, _ in results)
     print(f"OK: {len(results)} dataset(s), {total} samples kept, {skipped} skipped")

@@ -18,6 +18,8 @@ from typing import Any
 
 import attrs
 
+from databackend.conditioning import config as conditioning_config
+from databackend.conditioning.expand import expand_generators
 from databackend.config import depsort, rules
 from databackend.config.converter import make_converter, structure_errors
 from databackend.config.keys import ALIASES, UNIMPLEMENTED_KEYS
@@ -241,6 +243,7 @@ def parse_entries(raw: Any, registry: PluginRegistry, opts: FactoryOptions, *,
     problems, parsed = list(opts.problems()), []
     warnings: list[str] = []
     disabled = 0
+    raw = expand_generators(raw, registry, opts, problems, warnings)  # conditioning blocks
     for index, item in enumerate(raw):
         if isinstance(item, dict) and (item.get("disabled") is True or item.get("disable") is True):
             disabled += 1
@@ -264,6 +267,8 @@ def _finish(parsed: list[BaseBackendConfig], problems: list[str], warnings: list
     if not parsed and not problems:
         problems.append("the config has no enabled entries")
     problems += rules.check_references(parsed)
+    parsed, found = conditioning_config.finish(parsed)  # links, inheritance, rules
+    problems += found
     ordered, cycle = depsort.sort_datasets(parsed)
     if cycle:
         problems.append(f"conditioning dependency cycle: {' -> '.join(cycle)}")

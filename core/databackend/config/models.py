@@ -119,6 +119,11 @@ class ImageBackendConfig(BaseBackendConfig):
     conditioning_data: Any = None
     conditioning_type: str | None = None
     source_dataset_id: str | None = None
+    # conditioning (issue 12; docs/conditioning.md)
+    conditioning: Any = None  #: generator block(s) on a source dataset
+    conditioning_output: str | None = None  #: latents | pixels (None: by conditioning_type)
+    auto_generated: bool = False  #: set on the entries a generator block creates
+    conditioning_config: dict[str, Any] | None = None  #: the generator spec of such an entry
 
     @property
     def conditioning_ids(self) -> list[str]:

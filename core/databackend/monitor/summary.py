@@ -109,6 +109,7 @@ class Summary(Mapping[str, Any]):
     rank: int = 0
     world_size: int = 1
     policy: str = "exhaust"
+    conditioning: dict[str, Any] = attrs.field(factory=dict)
     run: RunFigures | None = None
 
     def to_dict(self) -> dict[str, Any]:

@@ -79,9 +79,20 @@ def _caches(s: Mapping[str, Any]) -> list[str]:
     return out
 
 
+def _conditioning(found: Mapping[str, Any]) -> list[str]:
+    """Pairing counts and generation figures of a summary's ``conditioning`` part."""
+    from databackend.conditioning.pairing import pairing_lines
+
+    out = ["  " + line for line in pairing_lines(found.get("pairing", []))]
+    for did, g in found.get("generated", {}).items():
+        out.append(f"  generated {did}: {g['existing']} present, {g['generated']} generated, "
+                   f"{len(g['failed'])} failed in {g['seconds']:.2f} s")
+    return out
+
+
 def summary_lines(s: Mapping[str, Any]) -> list[str]:
     """The human-readable lines of a summary dict (``Summary.to_dict()``)."""
-    out = _stages(s) + _datasets(s) + _caches(s)
+    out = _stages(s) + _datasets(s) + _caches(s) + _conditioning(s.get("conditioning") or {})
     run, fetch = s.get("run"), s["fetch"]
     if run:
         out.append(f"iteration: {run['steps']} batches in {run['seconds']:.2f} s = "

@@ -14,6 +14,8 @@ import attrs
 import numpy as np
 import torch
 
+from databackend.conditioning.entry import ConditioningEntry
+
 __all__ = ["Batch", "DatasetSource", "Sample", "collate", "stack_batch"]
 
 Bucket = tuple[int, int]
@@ -60,6 +62,8 @@ class Batch:
     stacked over the batch; ``original_sizes`` and ``target_sizes`` are ``[B, 2]`` as ``(W, H)``
     and ``crop_coords`` ``[B, 2]`` as ``(top, left)``, all int64. ``sample_ids`` are
     ``"{dataset_id}:{path}"``. ``epoch`` counts from 1 and ``step`` is the 0-based global step.
+    ``conditioning`` holds one :class:`ConditioningEntry` per linked conditioning dataset, in
+    config order (empty without conditioning; see docs/conditioning.md).
     """
 
     latents: torch.Tensor
@@ -74,9 +78,20 @@ class Batch:
     bucket: Bucket
     epoch: int
     step: int
+    conditioning: tuple[ConditioningEntry, ...] = ()
 
     def __len__(self) -> int:
         return len(self.sample_ids)
+
+    @property
+    def conditioning_latents(self) -> list[Any]:
+        """The ``latents`` of each conditioning entry that has them, in config order."""
+        return [c.latents for c in self.conditioning if c.latents is not None]
+
+    @property
+    def conditioning_pixel_values(self) -> list[torch.Tensor]:
+        """The ``pixels`` of each conditioning entry that has them, in config order."""
+        return [c.pixels for c in self.conditioning if c.pixels is not None]
 
     def to(self, device: torch.device | str, *, non_blocking: bool = False) -> Batch:
         """A copy with every tensor moved to ``device``."""
@@ -91,7 +106,8 @@ class Batch:
             self, latents=move(self.latents),
             text_embeds={k: move(v) for k, v in self.text_embeds.items()},
             original_sizes=move(self.original_sizes), crop_coords=move(self.crop_coords),
-            target_sizes=move(self.target_sizes))
+            target_sizes=move(self.target_sizes),
+            conditioning=tuple(c.map(move) for c in self.conditioning))
 
 
 def _stack_embeds(embeds: Sequence[Mapping[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
