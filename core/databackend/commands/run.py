@@ -27,15 +27,6 @@ from databackend.options import FactoryOptions
 __all__ = ["format_summary", "register", "run_job"]
 
 
-def conditioning_lines(found: dict[str, Any]) -> list[str]:
-    """Pairing counts and generation figures of a summary's ``conditioning`` part."""
-    out = ["  " + line for line in pairing_lines(found.get("pairing", []))]
-    for did, g in found.get("generated", {}).items():
-        out.append(f"  generated {did}: {g['existing']} present, {g['generated']} generated, "
-                   f"{len(g['failed'])} failed in {g['seconds']:.2f} s")
-    return out
-
-
 def _encoder(spec: str | None) -> Any:
     return load_encoder(spec) if spec else None
 
