@@ -119,6 +119,8 @@ class ImageBackendConfig(BaseBackendConfig):
     conditioning_data: Any = None
     conditioning_type: str | None = None
     source_dataset_id: str | None = None
+    # media (docs/video.md): the `video` block, checked by databackend.media.videoconfig
+    video: dict[str, Any] | None = None
 
     @property
     def conditioning_ids(self) -> list[str]:
