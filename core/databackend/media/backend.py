@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from databackend.config.models import ImageBackendConfig
     from databackend.context import BuildContext
     from databackend.geometry import GeometryParams
+    from databackend.media.windows import Window
     from databackend.storage.base import StorageBackend
 
 __all__ = ["MediaMetadataBackend"]
@@ -118,15 +119,17 @@ class MediaMetadataBackend(MetadataBackend):
         buckets = self.index.buckets()
         return {r.key: buckets[r.key] for r in self.bucket_rows() if r.batches > 0}
 
-    def load_frames(self, i: int) -> np.ndarray:
-        """The frames of sample ``i``'s window, RGB ``uint8`` ``[L, H, W, 3]`` as displayed;
-        only the window is decoded (a seek to the keyframe before it)."""
+    def load_frames(self, i: int, window: Window | None = None) -> np.ndarray:
+        """The frames of sample ``i``'s window (or of ``window``), RGB ``uint8``
+        ``[L, H, W, 3]`` as displayed; only the window is decoded (a seek to the keyframe
+        before it)."""
         idx = self.index
         path, info = idx.paths[i], idx.info(i)
+        window = window or idx.window(i)
         local = self.storage.local_path(path)
         try:
             if local is not None:
-                frames = decode_window(local, idx.window(i), fps=info.fps, stats=self.decode_stats)
+                frames = decode_window(local, window, fps=info.fps, stats=self.decode_stats)
             else:
                 def read_at(at: int, n: int) -> bytes:
                     """One ranged read of the clip."""
@@ -134,7 +137,7 @@ class MediaMetadataBackend(MetadataBackend):
 
                 with RangeFile(read_at, int(idx.file_size[i]), block=_READ_BLOCK,
                                name=path) as fh:
-                    frames = decode_window(fh, idx.window(i), fps=info.fps,  # type: ignore[arg-type]
+                    frames = decode_window(fh, window, fps=info.fps,  # type: ignore[arg-type]
                                            stats=self.decode_stats)
         except StorageError:
             raise
