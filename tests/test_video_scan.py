@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from videohelpers import scan_entry, video_entry, write_clips
+from videohelpers import OPTIONS, scan_entry, video_entry, write_clips
 
 from databackend.config.loader import load_config
 from databackend.errors import ConfigError
@@ -117,3 +117,24 @@ def test_ranged_storage_probes_the_same(registry: PluginRegistry, root: Path,
         [local.info(i) for i in range(len(local))]
     frames = ranged.load_frames(ranged.index.position("rot.mp4"))
     assert frames.shape == (9, 96, 64, 3)
+
+
+def test_scan_command_prints_frame_buckets_and_reasons(root: Path, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from databackend.cli import main
+
+    config = tmp_path / "video.json"
+    config.write_text(json.dumps([video_entry(root, bucket_strategy="resolution_frames",
+                                              num_frames=9)]))
+    args = ["scan", str(config), "--option", f"output_dir={tmp_path}", "--no-progress",
+            *(x for k, v in OPTIONS.items() for x in ("--option", f"{k}={v}"))]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "[video]" in out and "clip frames" in out and "64x96@9" in out
+    assert "skipped too_few_frames: 1" in out and "skipped not_media: 1" in out
+    assert main([*args, "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)["datasets"][0]
+    rows = {b["bucket"]: b for b in data["buckets"]}
+    assert rows["64x96@9"]["window_frames"] == [9, 9] and data["kind"] == "video"

@@ -402,6 +402,7 @@ class DataBackendFactory:
     def cache_stats(self) -> dict[str, dict[str, int]]:
         """Hit/miss/repair/encode/write counters of every cache used at batch time."""
         out = {f"latents:{k}": c.stats.to_dict() for k, c in self.latent_caches.items()}
+        out.update({f"latents:{c.name}": c.stats.to_dict() for c in self.first_frame_caches.values()})
         out.update({f"text:{c.name}": c.stats.to_dict() for c in self.text_caches.values()})
         return out
 
@@ -441,5 +442,11 @@ def _encoder_and_identity(obj: Any) -> tuple[Any, str | None]:
 
 def _scan_summary(report: Any) -> dict[str, Any]:
     counts = getattr(report, "counts", {})
-    return {"kept": counts.get("kept", 0), "skipped": dict(getattr(report, "skipped", {})),
-            "seconds": round(float(getattr(report, "elapsed", 0.0)), 4)}
+    out = {"kept": counts.get("kept", 0), "skipped": dict(getattr(report, "skipped", {})),
+           "seconds": round(float(getattr(report, "elapsed", 0.0)), 4)}
+    if hasattr(report, "kind"):  # media: per-bucket frame counts (databackend.media.report)
+        out["kind"] = report.kind
+        out["buckets"] = [{k: b.to_dict()[k] for k in ("bucket", "count", "window_frames",
+                                                          "source_frames")}
+                          for b in report.buckets]
+    return out
