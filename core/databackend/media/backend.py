@@ -9,6 +9,7 @@ the window of a sample, :meth:`load_image` its first frame.
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import sys
 import time
@@ -135,8 +136,9 @@ class MediaMetadataBackend(MetadataBackend):
                     """One ranged read of the clip."""
                     return self.storage.read_range(path, at, n)
 
-                with RangeFile(read_at, int(idx.file_size[i]), block=_READ_BLOCK,
-                               name=path) as fh:
+                size = int(idx.file_size[i])
+                with (RangeFile(read_at, size, block=_READ_BLOCK, name=path) if size >= 0
+                      else io.BytesIO(self.storage.read(path))) as fh:
                     frames = decode_window(fh, window, fps=info.fps,  # type: ignore[arg-type]
                                            stats=self.decode_stats)
         except StorageError:

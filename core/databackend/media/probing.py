@@ -36,6 +36,9 @@ def _source(storage: StorageBackend, key: str, size: int) -> ProbeSource:
         return probe_local(local, key)
     if size < 0:
         size = storage.stat(key).size
+    if size < 0:  # the storage cannot say (e.g. csv URLs): read the file once, probe in memory
+        data = storage.read(key)
+        return probe_ranged(lambda at, n: data[at:at + n], key, len(data))
 
     def read_at(at: int, n: int) -> bytes:
         """One ranged read of the file."""
