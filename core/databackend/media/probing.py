@@ -34,7 +34,7 @@ def _source(storage: StorageBackend, key: str, size: int) -> ProbeSource:
     local = storage.local_path(key)
     if local is not None:
         return probe_local(local, key)
-    if size < 0:
+    if size <= 0:  # unknown to the listing (e.g. path cells of a table): ask the storage
         size = storage.stat(key).size
     if size < 0:  # the storage cannot say (e.g. csv URLs): read the file once, probe in memory
         data = storage.read(key)
