@@ -271,6 +271,7 @@ def _storage_samples(folder: Path) -> dict[str, dict[str, Any]]:
                         "height_column": "h", "split_composite_images": True,
                         "composite_image_column": "pair", "cache_dir": str(folder / "hfc"),
                         "streaming": True, "num_proc": 2, "filter_function": "os.path:isfile",
+                        "video_column": "clip",
                         "huggingface": {"composite_image_config": {"image_count": 2},
                                         "filter_func": {"collection": ["art", "photo"],
                                                         "quality_thresholds": {"q": 1.5},
@@ -291,6 +292,7 @@ OPTION_SAMPLE: dict[str, Any] = {
     "scan_workers": 2, "vae_cache_ondemand": True, "compress_cache": True}
 OPTION_SAMPLE.update(peer_timeout_s=60.0, max_image_pixels=50_000_000)  # hardening
 OPTION_SAMPLE.update(conditioning_multidataset_sampling="combined")  # conditioning
+OPTION_SAMPLE.update(framerate=24)  # video
 
 
 @pytest.fixture

@@ -42,6 +42,7 @@ from databackend.config.models import ImageBackendConfig
 from databackend.config.plan import DataPlan
 from databackend.context import BuildContext
 from databackend.errors import ConfigError
+from databackend.media.select import is_media
 from databackend.metadata.backend import MetadataBackend
 from databackend.metrics import Metrics
 from databackend.monitor.summary import Summary
@@ -64,7 +65,7 @@ __all__ = ["SAMPLED_TYPES", "ConfigSource", "DataBackendFactory"]
 log = logging.getLogger(__name__)
 
 #: Dataset types the runtime draws training batches from.
-SAMPLED_TYPES = ("image",)
+SAMPLED_TYPES = ("image", "video")
 
 ConfigSource = str | os.PathLike[str] | Sequence[Mapping[str, Any]] | DataPlan
 StrategySpec = str | SamplingStrategy | type[SamplingStrategy]
@@ -87,6 +88,8 @@ class DataBackendFactory:
     :param queue_size: prefetch queue length of :meth:`iterator` (0: no thread).
     :param precompute: fill caches at build time (caches marked on demand are never filled).
     :param max_epochs: stop iterating after this many epochs (None: endless).
+    :param media_encoders: encoders of media datasets by kind (``{"video": video_vae}``), or
+        their identity strings; see docs/video.md.
     """
 
     def __init__(self, config: ConfigSource, *, text_encoder: Any = None,
@@ -97,7 +100,8 @@ class DataBackendFactory:
                  plugin_manager: pluggy.PluginManager | None = None,
                  sampling_strategy: StrategySpec | None = None, queue_size: int = 10,
                  progress: bool | None = False, precompute: bool = True,
-                 max_epochs: int | None = None) -> None:
+                 max_epochs: int | None = None,
+                 media_encoders: Mapping[str, Any] | None = None) -> None:
         """Store the inputs; nothing is built until :meth:`build`."""
         opts = options if isinstance(options, FactoryOptions) else \
             FactoryOptions.from_mapping(options or {})
@@ -110,6 +114,11 @@ class DataBackendFactory:
             self.text_encoder = text_encoder if text_encoder is not None else \
                 ReferenceTextEncoder()
             self.image_encoder = image_encoder if image_encoder is not None else ReferenceVAE()
+        self.media_encoders = dict(media_encoders or {})
+        if use_reference_encoders:
+            from databackend.media.wiring import reference_media_encoders
+
+            self.media_encoders = reference_media_encoders(self.media_encoders)
         self._config, self._variables = config, dict(variables or {})
         self._pm, self._strategy_spec = plugin_manager, sampling_strategy
         self.queue_size, self.progress, self.precompute = queue_size, progress, precompute
@@ -124,6 +133,8 @@ class DataBackendFactory:
         self.storages: dict[str, StorageBackend] = {}
         self.metadata: dict[str, MetadataBackend] = {}
         self.latent_caches: dict[str, LatentCache] = {}
+        #: video datasets with ``is_i2v``: their first-frame latent caches
+        self.first_frame_caches: dict[str, LatentCache] = {}
         self.cache_runs: list[CacheRun] = []
         #: per dataset, samples left out of training because their latents could not be made
         self.excluded: dict[str, list[str]] = {}
@@ -221,17 +232,23 @@ class DataBackendFactory:
 
     def _build_caches(self, details: dict[str, Any]) -> None:
         plan, context = self._ctx()
-        encoder, identity = _encoder_and_identity(self.image_encoder)
+        images = [d for d in self._enabled() if not is_media(d)]
+        encoder, identity = _encoder_and_identity(self.image_encoder) if images else (None, "-")
         for dataset in self._enabled():
             if is_aligned_conditioning(dataset):  # read through its links' caches
                 continue
+            if is_media(dataset):
+                self._open_media_caches(dataset)
+                continue
             self.latent_caches[dataset.id] = open_latent_cache(
                 plan, dataset, self.metadata[dataset.id], context, encoder, identity=identity)
-        can_encode = _is_encoder(self.text_encoder) and _is_encoder(self.image_encoder)
+        can_encode = _is_encoder(self.text_encoder) and (
+            _is_encoder(self.image_encoder) or not images)
         if self.precompute and can_encode:
             self.cache_runs = precompute_plan(
                 plan, context, text_encoder=self.text_encoder, image_encoder=self.image_encoder,
-                metadata=self.metadata, progress=self.progress)
+                metadata=self.metadata, progress=self.progress,
+                media_encoders=self.media_encoders)
             barrier(self.world_size, timeout_s=self.options.peer_timeout_s, stage="cache")
             assert self.conditioning is not None
             self.conditioning.drop_unloadable(self.cache_runs, self.world_size)
@@ -239,6 +256,17 @@ class DataBackendFactory:
             log.info("caches are not precomputed: no text and image encoder to fill them")
         details.update(encoded=sum(r.report.encoded for r in self.cache_runs),
                        cached=sum(r.report.cached for r in self.cache_runs))
+
+    def _open_media_caches(self, dataset: ImageBackendConfig) -> None:
+        """The clip (and i2v first-frame) latent caches of a media dataset."""
+        from databackend.media.wiring import open_media_caches
+
+        plan, context = self._ctx()
+        clips, first = open_media_caches(plan, dataset, self.metadata[dataset.id], context,
+                                         self.media_encoders)
+        self.latent_caches[dataset.id] = clips
+        if first is not None:
+            self.first_frame_caches[dataset.id] = first
 
     def _build_samplers(self, details: dict[str, Any]) -> None:
         plan, _ = self._ctx()
@@ -395,7 +423,8 @@ class DataBackendFactory:
         """
         self.stop()
         caches = [*self.text_caches.values(), *self.latent_caches.values(),
-                  *(self.conditioning.caches.values() if self.conditioning else ())]
+                  *(self.conditioning.caches.values() if self.conditioning else ()),
+                  *self.first_frame_caches.values()]
         storages = {id(s): s for s in [*self.storages.values(), *self.image_embed_storages.values(),
                                        *(c.storage for c in caches)]}
         for storage in storages.values():
@@ -417,6 +446,7 @@ class DataBackendFactory:
         if self.conditioning is not None:
             out.update({f"conditioning:{c.name}": c.stats.to_dict()
                         for c in self.conditioning.caches.values()})
+        out.update({f"latents:{c.name}": c.stats.to_dict() for c in self.first_frame_caches.values()})
         out.update({f"text:{c.name}": c.stats.to_dict() for c in self.text_caches.values()})
         return out
 
@@ -443,6 +473,15 @@ class DataBackendFactory:
         return factory_scalars(self)
 
 
+def _source_class(dataset: ImageBackendConfig) -> type[CachedSource]:
+    """The runtime source of a dataset: media sources add the video batch values."""
+    if is_media(dataset):
+        from databackend.media.source import MediaSource
+
+        return MediaSource
+    return CachedSource
+
+
 def _is_encoder(obj: Any) -> bool:
     return obj is not None and not isinstance(obj, str)
 
@@ -458,5 +497,11 @@ def _encoder_and_identity(obj: Any) -> tuple[Any, str | None]:
 
 def _scan_summary(report: Any) -> dict[str, Any]:
     counts = getattr(report, "counts", {})
-    return {"kept": counts.get("kept", 0), "skipped": dict(getattr(report, "skipped", {})),
-            "seconds": round(float(getattr(report, "elapsed", 0.0)), 4)}
+    out = {"kept": counts.get("kept", 0), "skipped": dict(getattr(report, "skipped", {})),
+           "seconds": round(float(getattr(report, "elapsed", 0.0)), 4)}
+    if hasattr(report, "kind"):  # media: per-bucket frame counts (databackend.media.report)
+        out["kind"] = report.kind
+        out["buckets"] = [{k: b.to_dict()[k] for k in ("bucket", "count", "window_frames",
+                                                          "source_frames")}
+                          for b in report.buckets]
+    return out

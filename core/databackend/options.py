@@ -56,6 +56,9 @@ class FactoryOptions:
     mixture_steps_per_epoch: int | None = None
     #: several conditioning datasets per source: ``random`` (one per sample) or ``combined``
     conditioning_multidataset_sampling: str = "random"
+    #: frames per second of video models (the reference's --framerate): video.num_frames
+    #: defaults to framerate * 5
+    framerate: int = 30
 
     @property
     def cache_root(self) -> str:
@@ -77,6 +80,8 @@ class FactoryOptions:
                        f"got {self.peer_timeout_s}")
         if self.max_image_pixels < 1:
             out.append(f"option `max_image_pixels` must be >= 1; got {self.max_image_pixels}")
+        if self.framerate < 1:
+            out.append(f"option `framerate` must be >= 1; got {self.framerate}")
         if self.short_bucket_policy not in SHORT_BUCKET_POLICIES:
             out.append(f"option `short_bucket_policy` must be one of {SHORT_BUCKET_POLICIES}; "
                        f"got {self.short_bucket_policy!r}")

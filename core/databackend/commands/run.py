@@ -35,7 +35,8 @@ def run_job(config: str, *, steps: int, options: FactoryOptions,
             variables: dict[str, str] | None = None, text_encoder: Any = None,
             image_encoder: Any = None, progress: bool | None = None, queue_size: int = 10,
             metrics_out: str | None = None, metrics_every: int = 10,
-            tensorboard_dir: str | None = None) -> Summary:
+            tensorboard_dir: str | None = None,
+            media_encoders: dict[str, Any] | None = None) -> Summary:
     """Build, iterate ``steps`` batches, and return the factory summary with run figures.
 
     With ``metrics_out`` the scalars go to that JSON-lines file every ``metrics_every`` steps
@@ -47,7 +48,7 @@ def run_job(config: str, *, steps: int, options: FactoryOptions,
     factory = DataBackendFactory(config, options=options, variables=variables,
                                  text_encoder=text_encoder, image_encoder=image_encoder,
                                  use_reference_encoders=True, progress=progress,
-                                 queue_size=queue_size)
+                                 queue_size=queue_size, media_encoders=media_encoders)
     metrics_log = MetricsLog(metrics_out, every=metrics_every,
                              tensorboard_dir=tensorboard_dir) if metrics_out else None
     with factory.build():
@@ -106,7 +107,9 @@ def _run(args: argparse.Namespace) -> int:
                       progress=False if args.no_progress else None,
                       queue_size=0 if args.no_prefetch else args.queue_size,
                       metrics_out=args.metrics_out, metrics_every=args.metrics_every,
-                      tensorboard_dir=args.tensorboard_dir)
+                      tensorboard_dir=args.tensorboard_dir,
+                      media_encoders={"video": load_encoder(args.video_encoder)}
+                      if args.video_encoder else None)
     _print(summary, args.json)
     return 0
 
@@ -157,6 +160,8 @@ def register(sub: Any) -> None:
                         help="text encoder to fill missing caches (default: reference)")
     parser.add_argument("--image-encoder", metavar="MODULE:CALLABLE",
                         help="image (VAE) encoder to fill missing caches (default: reference)")
+    parser.add_argument("--video-encoder", metavar="MODULE:CALLABLE",
+                        help="video encoder for video datasets (default: reference)")
     parser.add_argument("--queue-size", type=int, default=10, help="prefetch queue length")
     parser.add_argument("--no-prefetch", action="store_true", help="build batches inline")
     _add_metrics_flags(parser)

@@ -124,6 +124,8 @@ class ImageBackendConfig(BaseBackendConfig):
     conditioning_output: str | None = None  #: latents | pixels (None: by conditioning_type)
     auto_generated: bool = False  #: set on the entries a generator block creates
     conditioning_config: dict[str, Any] | None = None  #: the generator spec of such an entry
+    # media (docs/video.md): the `video` block, checked by databackend.media.videoconfig
+    video: dict[str, Any] | None = None
 
     @property
     def conditioning_ids(self) -> list[str]:

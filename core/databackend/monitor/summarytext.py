@@ -46,6 +46,7 @@ def _stages(s: Mapping[str, Any]) -> list[str]:
         skipped = ", ".join(f"{k} {v}" for k, v in sorted(scan["skipped"].items())) or "none"
         out.append(f"scan {did}: {scan['kept']} kept, skipped: {skipped} "
                    f"({scan['seconds']:.2f} s)")
+        out += [_media_bucket(b) for b in scan.get("buckets", ())]
     return out
 
 
@@ -77,6 +78,15 @@ def _caches(s: Mapping[str, Any]) -> list[str]:
         out.append(f"  batch time {name}: {c['hits']} hits, {c['misses']} misses, "
                    f"{c['repairs']} repairs, {c['encoded']} encoded")
     return out
+
+
+def _media_bucket(row: Mapping[str, Any]) -> str:
+    """One media bucket: its key, clips, and the frames of its windows and of its clips."""
+    def span(pair: list[int]) -> str:
+        return str(pair[0]) if pair[0] == pair[1] else f"{pair[0]}-{pair[1]}"
+
+    return (f"  bucket {row['bucket']}: {row['count']} clip(s), {span(row['window_frames'])} "
+            f"frames per window (clips of {span(row['source_frames'])} frames)")
 
 
 def _conditioning(found: Mapping[str, Any]) -> list[str]:

@@ -8,13 +8,15 @@ tensors ready for a training step.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import attrs
 import numpy as np
 import torch
 
 from databackend.conditioning.entry import ConditioningEntry
+if TYPE_CHECKING:
+    from databackend.media.batch import VideoBatch
 
 __all__ = ["Batch", "DatasetSource", "Sample", "collate", "stack_batch"]
 
@@ -79,6 +81,8 @@ class Batch:
     epoch: int
     step: int
     conditioning: tuple[ConditioningEntry, ...] = ()
+    #: video datasets: frame counts, fps, windows, i2v first-frame latents (docs/video.md)
+    video: VideoBatch | None = None
 
     def __len__(self) -> int:
         return len(self.sample_ids)
@@ -107,7 +111,8 @@ class Batch:
             text_embeds={k: move(v) for k, v in self.text_embeds.items()},
             original_sizes=move(self.original_sizes), crop_coords=move(self.crop_coords),
             target_sizes=move(self.target_sizes),
-            conditioning=tuple(c.map(move) for c in self.conditioning))
+            conditioning=tuple(c.map(move) for c in self.conditioning),
+            video=None if self.video is None else self.video.map(move))
 
 
 def _stack_embeds(embeds: Sequence[Mapping[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
@@ -194,7 +199,9 @@ def collate(samples: Sequence[Sample], *, dataset_id: str, bucket: Bucket, indic
 
 def describe(batch: Batch) -> dict[str, Any]:
     """A short, printable summary of a batch (shapes, ids, bucket)."""
-    return {"dataset": batch.dataset_id, "bucket": f"{batch.bucket[0]}x{batch.bucket[1]}",
+    key: tuple[int, ...] = batch.bucket
+    bucket = f"{key[0]}x{key[1]}" + "".join(f"@{v}" for v in key[2:])
+    return {"dataset": batch.dataset_id, "bucket": bucket,
             "epoch": batch.epoch, "step": batch.step, "size": len(batch),
             "latents": tuple(batch.latents.shape),
             "text_embeds": {k: tuple(v.shape) for k, v in batch.text_embeds.items()}}

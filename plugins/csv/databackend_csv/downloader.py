@@ -17,13 +17,14 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 
+from databackend.media.probe import looks_like_container
 from databackend_csv.cache import DiskCache
 from databackend_csv.errors import DownloadError, FetchError, QuarantinedError
 from databackend_csv.httpclient import FetchResult
 from databackend_csv.quarantine import Quarantine
 from databackend_csv.sources import Fetcher
 from databackend_csv.stats import DownloadEvent, DownloadStats
-from databackend_csv.urls import is_image_bytes, redact
+from databackend_csv.urls import is_image_bytes, is_media_key, redact
 
 __all__ = ["Downloader"]
 
@@ -33,11 +34,15 @@ logger = logging.getLogger(__name__)
 WHOLE_FILE_SHARE = 0.5
 
 
-def _check_image(data: bytes) -> None:
-    """Raise ``not_image`` unless the bytes start like an image (the detail never quotes the
-    content: it goes to the quarantine file and the logs)."""
+def _check_image(data: bytes, key: str = "") -> None:
+    """Raise ``not_image`` unless the bytes start like an image (or, for a video key, like a
+    media container; the detail never quotes the content)."""
     if not data:
         raise FetchError("not_image", "empty response")
+    if is_media_key(key):
+        if not looks_like_container(data[:512]):
+            raise FetchError("not_image", f"{len(data)} bytes without a media container signature")
+        return
     if not is_image_bytes(data[:16]):
         raise FetchError("not_image", f"{len(data)} bytes without an image signature")
 
@@ -110,7 +115,7 @@ class Downloader:
         try:
             result = self.fetcher.fetch(url, (start, length))
             if start == 0:
-                _check_image(result.data)
+                _check_image(result.data, key)
         except FetchError as exc:
             raise self._failed(key, url, exc) from exc
         return self._ranged(key, url, result, start, length)
@@ -149,8 +154,9 @@ class Downloader:
         for attempt in range(2):  # a body that does not decode is fetched once more
             try:
                 result = self.fetcher.fetch(url)
-                _check_image(result.data)
-                _check_decodes(result.data)
+                _check_image(result.data, key)
+                if not is_media_key(key):
+                    _check_decodes(result.data)
                 break
             except FetchError as exc:
                 if attempt == 0 and exc.reason == "not_image" and exc.transient:

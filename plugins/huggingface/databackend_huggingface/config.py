@@ -33,14 +33,13 @@ __all__ = [
 SHARED_KEYS = ("split", "revision", "image_column", "caption_column", "fallback_caption_column",
                "width_column", "height_column", "split_composite_images",
                "composite_image_column", "cache_dir", "streaming", "num_proc",
-               "filter_function")
+               "filter_function", "video_column")
 #: SimpleTuner keys of the block that databackend reads.
 BLOCK_KEYS = frozenset({*SHARED_KEYS, "composite_image_config", "filter_func", "quality_column",
                         "description_column", "file_extension"})
 #: SimpleTuner keys of the block that are accepted and ignored (video/audio datasets, eager load).
 IGNORED_BLOCK_KEYS = frozenset({"auto_load", "num_frames_column", "fps_column", "bbox_column",
-                                "lyrics_column", "audio_caption_fields", "video_column",
-                                "audio_column"})
+                                "lyrics_column", "audio_caption_fields", "audio_column"})
 _FILTER_KEYS = frozenset({"collection", "collection_column", "quality_thresholds",
                           "quality_column", "min_width", "min_height", "function"})
 _COMPOSITE_KEYS = frozenset({"enabled", "image_count", "select_index"})
@@ -140,11 +139,14 @@ class HFSettings:
     file_extension: str = "jpg"
     composite: CompositeSettings = CompositeSettings()
     filters: FilterSettings = FilterSettings()
+    #: video datasets: the column holding the encoded clips (bytes, {bytes, path} or a path)
+    video_column: str | None = None
 
     @property
     def source_column(self) -> str:
-        """The column the sample images come from (the composite column when set)."""
-        return self.composite.column or self.image_column
+        """The column the samples come from: the video column of a video dataset, else the
+        composite column when set, else the image column."""
+        return self.video_column or self.composite.column or self.image_column
 
     @property
     def has_size_columns(self) -> bool:
@@ -197,6 +199,8 @@ class HuggingfaceConfig:
     num_proc: int | None = None
     #: ``"module:function"``: a predicate called with each row's non-image columns.
     filter_function: str | None = None
+    #: the column of encoded clips of a ``dataset_type: video`` dataset (docs/video.md)
+    video_column: str | None = None
     huggingface: dict[str, Any] | None = None
 
     # --- merging -----------------------------------------------------------------------------
@@ -234,8 +238,10 @@ class HuggingfaceConfig:
             width_column=self.value("width_column"), height_column=self.value("height_column"),
             cache_dir=self.value("cache_dir"), streaming=bool(self.value("streaming", False)),
             num_proc=self.value("num_proc"),
-            file_extension=str(block.get("file_extension") or "jpg").lstrip("."),
-            composite=self._composite(), filters=self._filters())
+            file_extension=str(block.get("file_extension")
+                               or ("mp4" if self.value("video_column") else "jpg")).lstrip("."),
+            composite=self._composite(), filters=self._filters(),
+            video_column=self.value("video_column"))
 
     def _composite(self) -> CompositeSettings:
         cfg = dict(self._block().get("composite_image_config") or {})
@@ -288,7 +294,8 @@ class HuggingfaceConfig:
             out.append(f"`huggingface.{key}`: unknown key{hint}")
         for key in ("split", "revision", "image_column", "fallback_caption_column",
                     "width_column", "height_column", "composite_image_column", "cache_dir",
-                    "filter_function", "quality_column", "description_column", "file_extension"):
+                    "filter_function", "quality_column", "description_column", "file_extension",
+                    "video_column"):
             value = self._block().get(key)
             if value is not None and not isinstance(value, str):
                 out.append(f"`huggingface.{key}` must be a string; got {value!r}")
@@ -304,7 +311,7 @@ class HuggingfaceConfig:
         width, height = self.value("width_column"), self.value("height_column")
         if bool(width) != bool(height):
             out.append("`width_column` and `height_column` must be given together")
-        for key in ("split", "image_column"):
+        for key in ("split", "image_column", "video_column"):
             value = self.value(key)
             if isinstance(value, str) and not value.strip():
                 out.append(f"`{key}` must not be empty")
