@@ -16,8 +16,8 @@ import attrs
 from databackend.build import build_storage
 from databackend.caches.base import PrecomputeReport
 from databackend.caches.stores import open_latent_cache, open_text_cache_entry
-from databackend.runtime.distributed import barrier
 from databackend.media.select import is_media
+from databackend.runtime.distributed import barrier
 
 if TYPE_CHECKING:
     from databackend.caches.encoders import ImageEncoder, TextEncoder

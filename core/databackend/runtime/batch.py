@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from databackend.conditioning.entry import ConditioningEntry
+
 if TYPE_CHECKING:
     from databackend.media.batch import VideoBatch
 
