@@ -18,6 +18,8 @@ from typing import Any
 
 import attrs
 
+from databackend.audio.config import AudioBackendConfig
+from databackend.audio.s2v import inject_s2v_audio
 from databackend.config import depsort, rules
 from databackend.config.converter import make_converter, structure_errors
 from databackend.config.keys import ALIASES, UNIMPLEMENTED_KEYS
@@ -41,9 +43,10 @@ KIND_CLASSES: dict[str, type[BaseBackendConfig]] = {
     **dict.fromkeys(ImageBackendConfig.KINDS, ImageBackendConfig),
     "text_embeds": TextEmbedBackendConfig,
     "image_embeds": ImageEmbedBackendConfig,
+    **dict.fromkeys(AudioBackendConfig.KINDS, AudioBackendConfig),
 }
 #: SimpleTuner dataset types that databackend does not handle yet.
-UNSUPPORTED_KINDS = ("audio", "caption", "conditioning_image_embeds", "distillation_cache",
+UNSUPPORTED_KINDS = ("caption", "conditioning_image_embeds", "distillation_cache",
                      "grounding")
 
 
@@ -193,6 +196,7 @@ def parse_entries(raw: Any, registry: PluginRegistry, opts: FactoryOptions, *,
                            f"{type(raw).__name__}"], source=source)
     problems, parsed = list(opts.problems()), []
     warnings: list[str] = []
+    raw = inject_s2v_audio(raw)  # video sets with an `audio` block get their audio set
     for index, item in enumerate(raw):
         if isinstance(item, dict) and (item.get("disabled") is True or item.get("disable") is True):
             continue

@@ -6,6 +6,7 @@ import difflib
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
+from databackend.audio.config import audio_reference_problems, check_audio
 from databackend.config.models import (
     BaseBackendConfig,
     ImageBackendConfig,
@@ -111,6 +112,7 @@ def check_dataset(entry: BaseBackendConfig, opts: FactoryOptions) -> list[str]:
         out.append(f"`write_batch_size` must be >= 1; got {entry.write_batch_size}")
     if isinstance(entry, ImageBackendConfig):
         out += _geometry(entry, opts) + _sampling(entry) + _captions(entry)
+    out += check_audio(entry)
     check = getattr(entry.storage, "problems", None)
     if callable(check):
         out += list(check())
@@ -151,6 +153,7 @@ def check_references(entries: Sequence[BaseBackendConfig]) -> list[str]:
     vae_dirs = Counter(d.cache_dir_vae for d in datasets if d.cache_dir_vae)
     out += [f"`cache_dir_vae` {p!r} is used by {n} datasets; each needs its own"
             for p, n in vae_dirs.items() if n > 1]
+    out += audio_reference_problems(entries)
     starts = [d for d in datasets if d.dataset_type != "eval"]
     if starts and not any(d.start_epoch <= 1 and d.start_step <= 1 for d in starts):
         out.append("no dataset is active at the start (every one has start_epoch > 1 or "
