@@ -48,11 +48,14 @@ _MAGIC = b"DBIDX\x00\x01\n"
 _U64 = struct.Struct("<Q")
 #: Reason codes stored per skipped file (code = position); 0 is never stored.
 REASONS: tuple[str, ...] = ("kept", "too_small", "aspect_out_of_range", "no_caption",
-                            "corrupt", "not_an_image", "unreadable")
+                            "corrupt", "not_an_image", "unreadable",
+                            # media (video, audio) datasets; appended so stored codes keep
+                            "not_media", "too_few_frames", "too_many_frames", "too_short",
+                            "too_long")
 #: The stored code of each reason name.
 REASON_CODES: Mapping[str, int] = {name: code for code, name in enumerate(REASONS)}
 #: Reasons found by reading the file: kept until the file changes (no re-probe).
-PROBE_FAILURES = frozenset({"corrupt", "not_an_image", "unreadable"})
+PROBE_FAILURES = frozenset({"corrupt", "not_an_image", "unreadable", "not_media"})
 _SEP = "\x00"
 _PIECE = 1 << 18  # compressed bytes inflated at a time
 
