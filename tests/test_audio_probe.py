@@ -5,15 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from audiofiles import full_decode, truncate, write_av_audio, write_soundfile, \
-    write_video_with_audio
+from audiofiles import full_decode, truncate, write_av_audio, write_soundfile, write_video_with_audio
 
 from databackend.audio.buckets import bucket_name, bucket_seconds, crop_window, filter_reason
-from databackend.audio.probe import CorruptAudio, NotAudio, RangeFile, probe_audio
 from databackend.audio.s2v import inject_s2v_audio
 from databackend.audio.settings import audio_problems, audio_settings
 from databackend.config.loader import parse_entries
 from databackend.errors import ConfigError
+from databackend.media.probe import DEFAULT_PROBES, probe_local, probe_ranged
+from databackend.media.record import CorruptMedia, MediaInfo, NotMedia
 from databackend.options import FactoryOptions
 
 # (name, seconds, rate, channels); lossy container formats carry encoder priming
@@ -29,17 +29,23 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> Path:
         writer = write_soundfile if name.endswith((".wav", ".flac", ".ogg")) else write_av_audio
         writer(root / name, sec, rate, ch, seed=i)
     write_video_with_audio(root / "clip.mp4", 2.0)
+    write_av_audio(root / "long.mp3", 30.0, 22050, 1)
     truncate(write_soundfile(root / "cut.flac", 3.0, 22050, 1))
     truncate(write_av_audio(root / "cut.m4a", 3.0, 22050, 1))
     (root / "text.wav").write_text("this is not audio\n" * 20)
     return root
 
 
+def probe(files: Path, name: str) -> MediaInfo:
+    return DEFAULT_PROBES.probe("audio", probe_local(str(files / name), name))
+
+
 @pytest.mark.parametrize(("name", "seconds", "rate", "channels"), EXACT)
 def test_probe_equals_full_decode(files: Path, name: str, seconds: float, rate: int,
                                   channels: int) -> None:
-    info = probe_audio(str(files / name), name)
-    assert (info.frames, info.sample_rate, info.channels) == full_decode(files / name)
+    info = probe(files, name)
+    assert info.kind == "audio"
+    assert (info.samples, info.sample_rate, info.channels) == full_decode(files / name)
     assert info.duration == pytest.approx(seconds, abs=1e-3)
 
 
@@ -47,42 +53,44 @@ def test_probe_equals_full_decode(files: Path, name: str, seconds: float, rate: 
 def test_probe_of_lossy_containers_within_one_codec_frame(files: Path, name: str,
                                                           seconds: float, rate: int,
                                                           channels: int) -> None:
-    info = probe_audio(str(files / name), name)
+    info = probe(files, name)
     frames, got_rate, got_channels = full_decode(files / name)
     assert (info.sample_rate, info.channels) == (got_rate, got_channels) == (rate, channels)
-    assert abs(info.frames - frames) <= 1024  # decoded output includes codec priming
+    assert abs(info.samples - frames) <= 1024  # decoded output includes codec priming
     assert info.duration == pytest.approx(seconds, abs=0.01)
 
 
 def test_probe_reads_the_audio_track_of_a_video(files: Path) -> None:
-    info = probe_audio(str(files / "clip.mp4"), "clip.mp4")
+    info = probe(files, "clip.mp4")
     assert (info.sample_rate, info.channels) == (16000, 1)
     assert info.duration == pytest.approx(2.0, abs=0.01)
 
 
-def test_broken_and_foreign_files_raise_with_a_reason(files: Path) -> None:
-    with pytest.raises(CorruptAudio):
-        probe_audio(str(files / "cut.flac"), "cut.flac")
-    for name in ("cut.m4a", "text.wav"):
-        with pytest.raises((NotAudio, CorruptAudio)) as caught:
-            probe_audio(str(files / name), name)
-        assert caught.value.reason in ("not_audio", "corrupt")
-    with pytest.raises(NotAudio) as caught:
-        probe_audio(str(files / "text.wav"), "text.wav")
-    assert caught.value.reason == "not_audio"
+def test_broken_and_foreign_files_are_skip_errors(files: Path) -> None:
+    with pytest.raises(CorruptMedia):
+        probe(files, "cut.flac")
+    with pytest.raises(CorruptMedia):
+        probe(files, "cut.m4a")  # starts like an MP4, its index is gone
+    with pytest.raises(NotMedia):
+        probe(files, "text.wav")
+    (files / "empty.mp3").write_bytes(b"")
+    with pytest.raises(NotMedia):
+        probe(files, "empty.mp3")
 
 
-def test_ranged_probe_reads_only_the_header(files: Path) -> None:
-    data = (files / "w/e.wav").read_bytes()
-    reads: list[tuple[int, int]] = []
+@pytest.mark.parametrize(("name", "most"), [("w/e.wav", 4096), ("b.flac", 64 * 1024),
+                                           ("long.mp3", 64 * 1024)])
+def test_ranged_probe_reads_little_and_agrees(files: Path, name: str, most: int) -> None:
+    data = (files / name).read_bytes()
+    reads: list[int] = []
 
     def read(offset: int, length: int) -> bytes:
-        reads.append((offset, length))
+        reads.append(length)
         return data[offset:offset + length]
 
-    fh = RangeFile(read, len(data), block=4096)
-    assert probe_audio(fh, "e.wav") == probe_audio(str(files / "w/e.wav"), "e.wav")
-    assert fh.fetched <= 8192 < len(data)
+    ranged = DEFAULT_PROBES.probe("audio", probe_ranged(read, name, len(data), block=4096))
+    assert ranged == probe(files, name)
+    assert sum(reads) <= most < len(data)
 
 
 @pytest.mark.parametrize(("duration", "interval", "key"), [
@@ -96,10 +104,14 @@ def test_filters_and_windows() -> None:
     assert filter_reason(1.0, minimum=2.0, maximum=None) == "too_short"
     assert filter_reason(31.0, minimum=None, maximum=30.0) == "too_long"
     assert filter_reason(30.0, minimum=2.0, maximum=30.0) is None
-    assert crop_window(100, 40, "beginning", seed=0, key="k") == (0, 40)
-    assert crop_window(100, 40, "end", seed=0, key="k") == (60, 40)
-    assert crop_window(30, 40, "random", seed=0, key="k") == (0, 30)  # padded
-    starts = {crop_window(100, 40, "random", seed=s, key=f"k{i}")[0]
+    def win(*a: object, **k: object) -> tuple[int, int]:
+        w = crop_window(*a, **k)  # type: ignore[arg-type]
+        return w.start, w.length
+
+    assert win(100, 40, "beginning", seed=0, key="k") == (0, 40)
+    assert win(100, 40, "end", seed=0, key="k") == (60, 40)
+    assert win(30, 40, "random", seed=0, key="k") == (0, 30)  # padded
+    starts = {win(100, 40, "random", seed=s, key=f"k{i}")[0]
               for s in range(3) for i in range(20)}
     assert all(0 <= s <= 60 for s in starts) and len(starts) > 10
     assert crop_window(100, 40, "random", seed=5, key="a") == \

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 
-from databackend.runtime.seeding import uniform
+from databackend.media.windows import Window, choose_window
 
 __all__ = ["bucket_key", "bucket_name", "bucket_seconds", "crop_window", "filter_reason"]
 
@@ -53,22 +53,23 @@ def filter_reason(duration: float, *, minimum: float | None, maximum: float | No
     return None
 
 
-def crop_window(frames: int, target: int, mode: str, *, seed: int, key: str,
-                epoch: int = 0) -> tuple[int, int]:
-    """``(start, length)``: the frames of a ``frames``-long clip that fill ``target`` frames.
+def crop_window(samples: int, target: int, mode: str, *, seed: int, key: str) -> Window:
+    """The samples of a ``samples``-long clip that fill ``target`` samples (the shared
+    :class:`~databackend.media.windows.Window`).
 
-    ``length < target`` means the clip is shorter and is zero-padded after ``length``.
-    ``beginning`` starts at 0, ``end`` ends at the last frame, and ``random`` starts at a
-    pure function of ``(seed, key, epoch)`` (``key`` is the sample's identity), so every rank
-    and every rerun cuts the same window.
+    A clip shorter than ``target`` gives a window of all its samples (``length < target``):
+    the cache zero-pads it after them. Otherwise ``beginning`` starts at 0, ``end`` ends at
+    the last sample, and ``random`` starts at a pure function of ``(seed, key)`` (``key`` is
+    the sample's identity) through :func:`~databackend.media.windows.choose_window`, so every
+    rank and every rerun cuts the same window.
     """
-    if frames <= target:
-        return 0, max(0, frames)
-    slack = frames - target
-    if mode == "beginning":
-        return 0, target
+    if samples <= target:
+        return Window(0, max(0, samples))
     if mode == "end":
-        return slack, target
-    if mode == "random":
-        return int(uniform(seed, "audio-window", key, epoch) * (slack + 1)), target
-    raise ValueError(f"unknown truncation_mode {mode!r}")
+        return Window(samples - target, target)
+    shared = {"beginning": "start", "random": "random"}.get(mode)
+    if shared is None:
+        raise ValueError(f"unknown truncation_mode {mode!r}")
+    window = choose_window(samples, target, mode=shared, seed=seed, key=key)
+    assert window is not None  # it fits: samples > target
+    return window

@@ -7,7 +7,7 @@
 2. reuses the stored rows of unchanged files (same size and mtime, same settings);
 3. probes the others without decoding (:mod:`databackend.audio.probe`) in threads, local
    files by path and remote ones through ranged reads; failures are skipped and counted by
-   reason (``not_audio``, ``no_audio``, ``corrupt``, ``unreadable``);
+   reason (``not_media``: not audio or no audio stream, ``corrupt``, ``unreadable``);
 4. filters by ``min_duration_seconds``/``max_duration_seconds`` (``too_short``/``too_long``);
 5. finds captions (the dataset's ``caption_strategy``; a clip without one is ``no_caption``,
    except for ``source_from_video`` sets, which borrow the video's) and lyrics sidecars;
@@ -33,15 +33,11 @@ from databackend.audio.buckets import bucket_key, bucket_seconds, filter_reason
 from databackend.audio.config import settings_of
 from databackend.audio.index import AudioIndex, AudioRow
 from databackend.audio.lyrics import lyrics_format, read_lyrics
-from databackend.audio.probe import (
-    AUDIO_EXTENSIONS,
-    VIDEO_AUDIO_EXTENSIONS,
-    AudioInfo,
-    RangeFile,
-    probe_audio,
-)
 from databackend.audio.report import AudioScanReport
 from databackend.errors import DatabackendError, StorageError
+from databackend.media.kinds import AUDIO_EXTENSIONS, VIDEO_EXTENSIONS, extension_of
+from databackend.media.probe import DEFAULT_PROBES, ProbeRegistry, probe_local, probe_ranged
+from databackend.media.record import CorruptMedia, MediaInfo, NotMedia
 from databackend.metadata import params as cfg
 from databackend.metadata.backend import MetadataBackend
 from databackend.metadata.captions import CaptionSource, is_caption_file
@@ -58,13 +54,15 @@ if TYPE_CHECKING:
 __all__ = ["AudioMetadataBackend"]
 
 log = logging.getLogger(__name__)
-Probed = tuple[AudioInfo | None, str | None]
+Probed = tuple[MediaInfo | None, str | None]
 
 
 class AudioMetadataBackend(MetadataBackend):
     """Duration-bucketed index of an audio dataset (see the module docstring)."""
 
     probe_workers: int = 8
+    #: the media probes (``"audio"`` is used); replace to probe other formats
+    probes: ProbeRegistry = DEFAULT_PROBES
 
     def __init__(self, dataset: ImageBackendConfig, storage: StorageBackend,
                  context: BuildContext, *, index_storage: StorageBackend | None = None) -> None:
@@ -120,13 +118,13 @@ class AudioMetadataBackend(MetadataBackend):
         old = AudioIndex.load(self.index_storage)
         reuse = {r.path: r for r in old.rows} if old and old.fingerprint == self.fingerprint \
             else {}
-        kept: list[tuple[FileInfo, AudioInfo]] = []
+        kept: list[tuple[FileInfo, MediaInfo]] = []
         skipped: dict[str, list[str]] = {}
         todo = []
         for info in listing:
             row = reuse.get(info.path)
             if row is not None and row.size == info.size and row.mtime == info.mtime:
-                kept.append((info, AudioInfo(row.frames, row.sample_rate, row.channels)))
+                kept.append((info, _reused(row)))
             else:
                 todo.append(info)
         report.counts["reused"] = len(kept)
@@ -135,7 +133,7 @@ class AudioMetadataBackend(MetadataBackend):
             if probed is None:
                 skipped.setdefault(reason or "corrupt", []).append(info.path)
             else:
-                report.counts["slow_probe"] += int(probed.slow)
+                report.counts["counted_probe"] += int(probed.counted)
                 kept.append((info, probed))
         index = self._finish(kept, skipped, caption_files)
         report.finish(index, time.perf_counter() - started)
@@ -146,11 +144,11 @@ class AudioMetadataBackend(MetadataBackend):
         return report
 
     def _list(self) -> tuple[list[FileInfo], dict[str, FileInfo]]:
-        exts = VIDEO_AUDIO_EXTENSIONS if self.audio.source_from_video else AUDIO_EXTENSIONS
+        exts = VIDEO_EXTENSIONS if self.audio.source_from_video else AUDIO_EXTENSIONS
         want = set(exts) | ({"txt"} if self.caption_settings.strategy == "textfile" else set())
         listed = list(self.storage.list("", extensions=sorted(want)))
         captions = {f.path: f for f in listed if is_caption_file(f.path)}
-        media = sorted((f for f in listed if f.path.rpartition(".")[2].lower() in exts),
+        media = sorted((f for f in listed if extension_of(f.path) in exts),
                        key=lambda f: f.path)
         limit = self.dataset.max_num_samples
         if limit is not None and len(media) > limit:
@@ -162,19 +160,23 @@ class AudioMetadataBackend(MetadataBackend):
         local = self.storage.local_path(info.path)
         try:
             if local is not None:
-                return probe_audio(local, info.path), None
-            size = info.size if info.size >= 0 else self.storage.stat(info.path).size
-            with RangeFile(lambda o, n: self.storage.read_range(info.path, o, n), size) as fh:
-                return probe_audio(fh, info.path), None
+                source = probe_local(local, info.path)
+            else:
+                size = info.size if info.size >= 0 else self.storage.stat(info.path).size
+                source = probe_ranged(
+                    lambda at, n: self.storage.read_range(info.path, at, n), info.path, size)
+            return self.probes.probe("audio", source), None
+        except NotMedia:
+            return None, "not_media"
+        except CorruptMedia:
+            return None, "corrupt"
         except StorageError as exc:
             if exc.fatal:
                 raise
             return None, "unreadable"
-        except (OSError, EOFError) as exc:
-            log.debug("reading %s failed: %s", info.path, exc)
+        except Exception as exc:  # a read failure, or a probe bug: skip and count the file
+            log.debug("probing %s failed: %r", info.path, exc)
             return None, "unreadable"
-        except Exception as exc:
-            return None, str(getattr(exc, "reason", "corrupt"))
 
     def _probe_all(self, todo: Sequence[FileInfo], progress: bool) -> list[Probed]:
         from tqdm import tqdm
@@ -191,14 +193,14 @@ class AudioMetadataBackend(MetadataBackend):
                 bar.update(1)
             return out
 
-    def _finish(self, kept: list[tuple[FileInfo, AudioInfo]], skipped: dict[str, list[str]],
+    def _finish(self, kept: list[tuple[FileInfo, MediaInfo]], skipped: dict[str, list[str]],
                 caption_files: dict[str, FileInfo]) -> AudioIndex:
         a = self.audio
         passed = []
         for info, probed in kept:
             reason = filter_reason(probed.duration, minimum=a.min_duration_seconds,
                                    maximum=a.max_duration_seconds)
-            if reason is None and probed.frames <= 0:
+            if reason is None and probed.samples <= 0:
                 reason = "corrupt"
             if reason:
                 skipped.setdefault(reason, []).append(info.path)
@@ -214,7 +216,7 @@ class AudioMetadataBackend(MetadataBackend):
                 continue
             seconds = bucket_seconds(probed.duration, a.duration_interval)
             rows.append(AudioRow(path=info.path, size=info.size, mtime=info.mtime,
-                                 frames=probed.frames, sample_rate=probed.sample_rate,
+                                 frames=probed.samples, sample_rate=probed.sample_rate,
                                  channels=probed.channels,
                                  bucket_ms=bucket_key(seconds)[0], captions=caps,
                                  lyrics=text))
@@ -227,6 +229,11 @@ class AudioMetadataBackend(MetadataBackend):
         if self.audio.source_from_video:  # captions come with the video sample
             return [c or () for c in found]
         return found
+
+
+def _reused(row: AudioRow) -> MediaInfo:
+    return MediaInfo(kind="audio", samples=row.frames, sample_rate=row.sample_rate,
+                     channels=row.channels, duration=row.duration)
 
 
 def _hash(doc: Any) -> str:

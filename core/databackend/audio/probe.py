@@ -1,159 +1,85 @@
-"""Probe audio files without decoding them: duration, sample rate, channels.
+"""The audio probe of the shared media layer: duration, sample rate, channels, no decoding.
+
+Registered as ``"audio"`` in :data:`databackend.media.probe.DEFAULT_PROBES`; it takes a
+:class:`~databackend.media.probe.ProbeSource` (a local path, or a
+:class:`~databackend.media.reader.RangeFile` over a storage's ranged reads) and returns a
+:class:`~databackend.media.record.MediaInfo` with ``kind="audio"``.
 
 * ``wav``/``flac``/``ogg``/``aiff``...: ``soundfile`` (libsndfile) reads the header only. FLAC
   headers state the sample count even when the file was cut short, so a FLAC probe also reads
-  its last frame (one block decoded near the end) and a truncated FLAC is ``corrupt``.
+  its last frame (one block decoded near the end): a truncated FLAC is ``corrupt``. A file
+  libsndfile does not recognise is retried with PyAV (e.g. a WAV with another codec).
 * compressed and container formats (``mp3``, ``m4a``, ``aac``, ``opus``, ``mp4``, ``mkv``...):
   PyAV reads the container's metadata; a stream without a stated duration falls back to
-  summing packet durations (demuxing only, never decoding; counted as ``slow_probe``).
+  summing packet durations (demuxing only, never decoding; ``counted=True``).
 
-A probe reads through a local path, or through :class:`RangeFile` (ranged reads of a storage
-backend, so remote files are never downloaded whole). Failures raise :class:`NotAudio`
-(``not_audio``, ``no_audio``) or :class:`CorruptAudio` (``corrupt``).
+Files to skip raise :class:`~databackend.media.record.NotMedia` (not audio, or no audio
+stream) or :class:`~databackend.media.record.CorruptMedia`.
 """
 
 from __future__ import annotations
 
-import io
 import logging
-from collections.abc import Callable
-from typing import Any, BinaryIO
+from typing import Any
 
-import attrs
+from databackend.media.kinds import extension_of
+from databackend.media.probe import ProbeSource, classify_failure
+from databackend.media.record import CorruptMedia, MediaInfo, NotMedia
 
-__all__ = ["AUDIO_EXTENSIONS", "SOUNDFILE_EXTENSIONS", "VIDEO_AUDIO_EXTENSIONS", "AudioInfo",
-           "CorruptAudio", "NotAudio", "RangeFile", "probe_audio", "probe_av", "probe_soundfile"]
+__all__ = ["SOUNDFILE_EXTENSIONS", "probe_audio", "probe_av", "probe_soundfile"]
 
 log = logging.getLogger(__name__)
-#: a local path, or a seekable binary file (e.g. a :class:`RangeFile`)
-Source = str | BinaryIO | io.RawIOBase
 
 #: read by libsndfile (header-only probes)
 SOUNDFILE_EXTENSIONS = frozenset({"wav", "wave", "flac", "ogg", "oga", "aiff", "aif", "aifc"})
-#: SimpleTuner's audio extensions (its list includes these container formats)
-AUDIO_EXTENSIONS = frozenset({*SOUNDFILE_EXTENSIONS, "mp3", "mp4a", "m4a", "aac", "opus", "wma",
-                              "alac", "mp4", "mpeg", "mpg", "mkv", "webm"})
-#: containers whose audio track an s2v set takes (``source_from_video``)
-VIDEO_AUDIO_EXTENSIONS = frozenset({"mp4", "avi", "mov", "mkv", "webm", "flv", "wmv", "m4v",
-                                    "mpeg", "mpg", "3gp", "ogv"})
 
 
-class NotAudio(Exception):
-    """The file is not audio (``not_audio``) or has no audio stream (``no_audio``)."""
-
-    def __init__(self, message: str, reason: str = "not_audio") -> None:
-        super().__init__(message)
-        self.reason = reason
+def _info(samples: int, rate: int, channels: int, *, counted: bool = False,
+          codec: str = "") -> MediaInfo:
+    return MediaInfo(kind="audio", sample_rate=rate, channels=channels, samples=samples,
+                     duration=samples / rate if rate else 0.0, counted=counted, codec=codec)
 
 
-class CorruptAudio(Exception):
-    """The file looks like audio but its data is broken or cut short."""
+def _soundfile_read(source: ProbeSource) -> MediaInfo:
+    import soundfile
 
-    reason = "corrupt"
-
-
-@attrs.frozen
-class AudioInfo:
-    """What a probe finds: ``frames`` per channel at ``sample_rate``; ``slow`` when the
-    duration had to be summed from packets."""
-
-    frames: int
-    sample_rate: int
-    channels: int
-    slow: bool = False
-
-    @property
-    def duration(self) -> float:
-        """Seconds."""
-        return self.frames / self.sample_rate if self.sample_rate else 0.0
+    fh = None if source.local else source.open()
+    try:
+        with soundfile.SoundFile(source.local or fh) as f:
+            info = _info(int(f.frames), int(f.samplerate), int(f.channels),
+                         codec=str(f.subtype).lower())
+            if extension_of(source.name) == "flac" and info.samples > 0:
+                f.seek(info.samples - 1)
+                if len(f.read(1, dtype="float32")) != 1:
+                    raise CorruptMedia(f"{source.name}: ends before its stated "
+                                       f"{info.samples} samples")
+        return info
+    finally:
+        if fh is not None:
+            fh.close()
 
 
-class RangeFile(io.RawIOBase):
-    """A read-only, seekable file over ``read(offset, length)`` (a storage's ``read_range``),
-    fetching aligned blocks on demand and keeping the ones read."""
-
-    def __init__(self, read: Callable[[int, int], bytes], size: int, *,
-                 block: int = 64 * 1024) -> None:
-        """``size`` is the file's byte size (from the listing)."""
-        super().__init__()
-        self._fetch, self.size, self.block = read, size, block
-        self._pos = 0
-        self._blocks: dict[int, bytes] = {}
-        #: bytes fetched so far (tests and benchmarks check reads stay small)
-        self.fetched = 0
-
-    def readable(self) -> bool:
-        """Always."""
-        return True
-
-    def seekable(self) -> bool:
-        """Always."""
-        return True
-
-    def tell(self) -> int:
-        """The position."""
-        return self._pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        """Move the position (past the end is allowed, as for files)."""
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self.size}[whence]
-        self._pos = max(0, base + offset)
-        return self._pos
-
-    def _get(self, n: int) -> bytes:
-        if n not in self._blocks:
-            start = n * self.block
-            data = self._fetch(start, min(self.block, self.size - start))
-            self.fetched += len(data)
-            self._blocks[n] = data
-        return self._blocks[n]
-
-    def readinto(self, buffer: Any) -> int:
-        """Fill ``buffer`` from the current position."""
-        view = memoryview(buffer).cast("B")
-        want = min(len(view), max(0, self.size - self._pos))
-        done = 0
-        while done < want:
-            n, off = divmod(self._pos + done, self.block)
-            chunk = self._get(n)[off:off + want - done]
-            if not chunk:
-                break
-            view[done:done + len(chunk)] = chunk
-            done += len(chunk)
-        self._pos += done
-        return done
-
-
-def _ext(name: str) -> str:
-    return name.rpartition(".")[2].lower() if "." in name else ""
-
-
-def probe_soundfile(source: Source, name: str) -> AudioInfo:
+def probe_soundfile(source: ProbeSource) -> MediaInfo:
     """Header probe through libsndfile (plus the last-frame check for FLAC)."""
     import soundfile
 
     try:
-        with soundfile.SoundFile(source) as f:
-            info = AudioInfo(int(f.frames), int(f.samplerate), int(f.channels))
-            if _ext(name) == "flac" and info.frames > 0:
-                f.seek(info.frames - 1)
-                if len(f.read(1, dtype="float32")) != 1:
-                    raise CorruptAudio(f"{name}: ends before its stated {info.frames} frames")
+        info = _soundfile_read(source)
     except soundfile.LibsndfileError as exc:
         text = str(exc).lower()
-        if "format not recognised" in text or "unknown format" in text or "no data" in text:
-            raise NotAudio(f"{name}: not an audio file ({exc})") from None
-        raise CorruptAudio(f"{name}: {exc}") from None
+        if "format not recognised" in text or "unknown format" in text:
+            raise NotMedia(f"{source.name}: not an audio file libsndfile reads") from None
+        raise CorruptMedia(f"{source.name}: {exc}") from None
     except (RuntimeError, TypeError) as exc:
-        raise CorruptAudio(f"{name}: {exc}") from None
+        raise CorruptMedia(f"{source.name}: {exc}") from None
     if info.sample_rate <= 0 or info.channels <= 0:
-        raise CorruptAudio(f"{name}: header states {info.sample_rate} Hz, {info.channels} ch")
+        raise CorruptMedia(f"{source.name}: header states {info.sample_rate} Hz, "
+                           f"{info.channels} channels")
     return info
 
 
-def _stream_frames(container: Any, stream: Any) -> tuple[int, bool]:
-    """Frames of ``stream`` from its metadata, else the container's, else packets (slow)."""
-    rate = int(stream.rate or stream.codec_context.sample_rate or 0)
+def _stream_samples(container: Any, stream: Any, rate: int) -> tuple[int, bool]:
+    """Samples of ``stream`` from its metadata, else the container's, else its packets."""
     if stream.duration is not None and stream.time_base is not None:
         return round(float(stream.duration * stream.time_base) * rate), False
     if container.duration is not None:
@@ -165,40 +91,41 @@ def _stream_frames(container: Any, stream: Any) -> tuple[int, bool]:
     return round(end * rate), True
 
 
-def probe_av(source: Source, name: str) -> AudioInfo:
+def probe_av(source: ProbeSource) -> MediaInfo:
     """Container-metadata probe through PyAV (the first audio stream)."""
     import av
 
+    fh = None if source.local else source.open()
     try:
-        with av.open(source, mode="r") as container:
+        with av.open(source.local or fh, mode="r") as container:
             streams = container.streams.audio
             if not streams:
-                raise NotAudio(f"{name}: has no audio stream", "no_audio")
+                raise NotMedia(f"{source.name}: has no audio stream")
             stream = streams[0]
-            frames, slow = _stream_frames(container, stream)
             rate = int(stream.rate or stream.codec_context.sample_rate or 0)
+            samples, counted = _stream_samples(container, stream, rate)
             channels = int(stream.codec_context.channels or stream.channels or 0)
-    except av.error.InvalidDataError as exc:
-        raise NotAudio(f"{name}: not an audio file ({exc})") from None
-    except (av.error.FFmpegError, OSError, ValueError) as exc:
-        raise CorruptAudio(f"{name}: {exc}") from None
-    if rate <= 0 or channels <= 0 or frames <= 0:
-        raise CorruptAudio(f"{name}: stream states {rate} Hz, {channels} ch, {frames} frames")
-    return AudioInfo(frames, rate, channels, slow)
+            codec = str(stream.codec_context.name)
+    except (NotMedia, CorruptMedia):
+        raise
+    except Exception as exc:
+        raise classify_failure(exc, source) from None
+    finally:
+        if fh is not None:
+            fh.close()
+    if rate <= 0 or channels <= 0 or samples <= 0:
+        raise CorruptMedia(f"{source.name}: stream states {rate} Hz, {channels} channels, "
+                           f"{samples} samples")
+    if counted:
+        log.info("%s: no duration in the container; summed its packets", source.name)
+    return _info(samples, rate, channels, counted=counted, codec=codec)
 
 
-def probe_audio(source: Source, name: str) -> AudioInfo:
-    """Probe ``source`` (a local path or a seekable binary file); ``name`` picks the reader by
-    extension and labels errors. A soundfile format that libsndfile rejects is retried with
-    PyAV (e.g. a WAV with a codec libsndfile lacks)."""
-    if _ext(name) not in SOUNDFILE_EXTENSIONS:
-        return probe_av(source, name)
+def probe_audio(source: ProbeSource) -> MediaInfo:
+    """Probe ``source`` by extension (see the module docstring)."""
+    if extension_of(source.name) not in SOUNDFILE_EXTENSIONS:
+        return probe_av(source)
     try:
-        return probe_soundfile(source, name)
-    except NotAudio:
-        if not isinstance(source, str):
-            source.seek(0)
-        try:
-            return probe_av(source, name)
-        except NotAudio:
-            raise NotAudio(f"{name}: not an audio file") from None
+        return probe_soundfile(source)
+    except NotMedia:
+        return probe_av(source)
