@@ -59,6 +59,9 @@ def open_metadata(dataset: ImageBackendConfig, context: BuildContext, *,
 
 def _latents(plan: DataPlan, dataset: ImageBackendConfig, meta: MetadataBackend,
              context: BuildContext, encoder: ImageEncoder, options: Mapping[str, Any]) -> CacheRun:
+    if dataset.dataset_type == "audio":  # the audio cache (databackend.audio.cache)
+        return CacheRun(kind="latents", name=dataset.id, location="audio",
+                        report=PrecomputeReport(skipped="audio datasets use the audio cache"))
     cache = open_latent_cache(plan, dataset, meta, context, encoder,
                               batch_size=options["batch_size"])
     if dataset.dataset_type == "video":

@@ -19,7 +19,7 @@ from typing import Any
 import attrs
 
 from databackend.audio.config import AudioBackendConfig
-from databackend.audio.s2v import inject_s2v_audio
+from databackend.audio.s2v import fill_keeping_lyrics_format, inject_s2v_audio
 from databackend.config import depsort, rules
 from databackend.config.converter import make_converter, structure_errors
 from databackend.config.keys import ALIASES, UNIMPLEMENTED_KEYS
@@ -30,7 +30,6 @@ from databackend.config.models import (
     TextEmbedBackendConfig,
 )
 from databackend.config.plan import DataPlan
-from databackend.config.variables import fill_variables
 from databackend.errors import ConfigError
 from databackend.options import FactoryOptions
 from databackend.registry import PluginRegistry, missing_backend_message
@@ -201,7 +200,8 @@ def parse_entries(raw: Any, registry: PluginRegistry, opts: FactoryOptions, *,
         if isinstance(item, dict) and (item.get("disabled") is True or item.get("disable") is True):
             continue
         label = f"dataset {item.get('id')!r}" if isinstance(item, dict) else f"entry #{index}"
-        filled = fill_variables(item, _variables(item, opts, variables or {}), label, problems)
+        filled = fill_keeping_lyrics_format(item, _variables(item, opts, variables or {}),
+                                            label, problems)
         config, found = parse_entry(filled, index, registry, opts, warnings)
         problems += found
         if config is not None:

@@ -74,6 +74,12 @@ class Batch:
     bucket: Bucket
     epoch: int
     step: int
+    # audio (docs/audio.md): latent lengths of audio batches, lyrics, and the audio attached
+    # to video batches (s2v); None when the dataset has none
+    audio_lengths: torch.Tensor | None = None
+    lyrics: list[str | None] | None = None
+    audio_latents: torch.Tensor | None = None
+    audio_mask: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.sample_ids)
@@ -91,7 +97,9 @@ class Batch:
             self, latents=move(self.latents),
             text_embeds={k: move(v) for k, v in self.text_embeds.items()},
             original_sizes=move(self.original_sizes), crop_coords=move(self.crop_coords),
-            target_sizes=move(self.target_sizes))
+            target_sizes=move(self.target_sizes),
+            **{k: move(v) for k in ("audio_lengths", "audio_latents", "audio_mask")  # type: ignore[arg-type]
+               if (v := getattr(self, k)) is not None})
 
 
 def _stack_embeds(embeds: Sequence[Mapping[str, torch.Tensor]]) -> dict[str, torch.Tensor]:

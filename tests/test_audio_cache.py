@@ -1,0 +1,152 @@
+"""Audio datasets end to end: scan reasons, cache entries equal to a fresh encode, batches,
+lyrics, and audio attached to the batches of a paired dataset."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from audiofiles import truncate, write_av_audio, write_soundfile
+
+from databackend.audio.encoders import ReferenceAudioEncoder
+from databackend.audio.source import S2VSource
+from databackend.factory import DataBackendFactory
+
+MUSIC = [("a/one.wav", 7.4, 44100, 2), ("a/two.flac", 6.2, 22050, 1), ("three.mp3", 4.1, 44100, 2),
+         ("four.m4a", 1.3, 48000, 2), ("five.wav", 3.0, 16000, 1), ("long.wav", 45.0, 8000, 1)]
+
+
+@pytest.fixture(scope="module")
+def music(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("music")
+    for i, (name, sec, rate, ch) in enumerate(MUSIC):
+        writer = write_soundfile if name.endswith((".wav", ".flac")) else write_av_audio
+        writer(root / name, sec, rate, ch, seed=i)
+        (root / name).with_suffix(".txt").write_text(f"track {i}\nsong number {i}\n")
+    (root / "a/one.lyrics").write_text("la la la\n")
+    truncate(write_soundfile(root / "cut.flac", 3.0, 22050, 1))
+    (root / "cut.txt").write_text("cut")
+    (root / "notes.wav").write_text("not audio at all\n" * 10)
+    (root / "notes.txt").write_text("notes")
+    return root
+
+
+def music_config(root: Path, **audio: Any) -> list[dict[str, Any]]:
+    """Shaped like the reference's minimaxmusic example: 44.1 kHz stereo, interval 3 s."""
+    block = {"duration_interval": 3, "max_duration_seconds": 40, "sample_rate": 44100,
+             "channels": 2, **audio}
+    return [{"id": "music", "type": "local", "dataset_type": "audio",
+             "instance_data_dir": str(root), "caption_strategy": "textfile",
+             "train_batch_size": 2, "audio": block},
+            {"id": "text", "type": "local", "dataset_type": "text_embeds", "default": True}]
+
+
+def build(config: Any, out: Path, **kw: Any) -> DataBackendFactory:
+    return DataBackendFactory(config, use_reference_encoders=True, seed=3,
+                              audio_encoder=ReferenceAudioEncoder(44100, 2, hop=441, dim=4),
+                              options={"output_dir": str(out), "model_family": "minimaxmusic"},
+                              **kw).build()
+
+
+def test_scan_counts_reasons_and_buckets(music: Path, tmp_path: Path) -> None:
+    f = build(music_config(music, min_duration_seconds=1.5), tmp_path)
+    report = f.metadata["music"].report
+    assert report is not None
+    assert report.skipped == {"corrupt": 1, "not_media": 1, "too_long": 1, "too_short": 1}
+    assert report.buckets == {"3s": 2, "6s": 2}  # four.m4a (1.3 s) is too short
+    index = f.metadata["music"].index
+    assert index.row(index.position("a/one.wav")).lyrics == "la la la"  # type: ignore[arg-type]
+    assert index.captions_of(index.position("three.mp3")) == ("track 2", "song number 2")  # type: ignore[arg-type]
+    f.close()
+
+
+def test_cached_latents_equal_a_fresh_encode(music: Path, tmp_path: Path) -> None:
+    f = build(music_config(music, truncation_mode="random"), tmp_path)
+    cache = f.audio_caches["music"]
+    run = next(r for r in f.cache_runs if r.name == "music")
+    assert run.report.encoded == 5 and not run.report.failed
+    encoder = ReferenceAudioEncoder(44100, 2, hop=441, dim=4)
+    for i in range(len(f.metadata["music"].index)):
+        audio, valid = cache.load(i)
+        fresh = encoder(torch.from_numpy(audio[None]))[0]
+        stored = cache.get_many([i])[0]
+        assert torch.equal(stored.latents, fresh) and stored.valid == valid
+        assert stored.total == round(cache.plan(i).bucket_ms * 44.1)
+    f.close()
+    again = build(music_config(music, truncation_mode="random"), tmp_path)
+    assert next(r for r in again.cache_runs if r.name == "music").report.encoded == 0
+    again.close()
+
+
+def test_batches_carry_latents_lengths_and_lyrics(music: Path, tmp_path: Path) -> None:
+    f = build(music_config(music), tmp_path, max_epochs=1)
+    batches = list(f.iterator(prefetch=False))
+    assert batches and all(b.dataset_id == "music" for b in batches)
+    for b in batches:
+        seconds = b.bucket[0] / 1000
+        assert b.latents.shape == (2, 4, int(seconds * 100))  # hop 441 at 44.1 kHz
+        assert b.audio_lengths is not None and b.lyrics is not None
+        assert (b.audio_lengths <= b.latents.shape[-1]).all()
+        assert b.text_embeds["prompt_embeds"].shape[0] == 2
+    short = [b for b in batches if "music:four.m4a" in b.sample_ids]
+    assert short and int(short[0].audio_lengths[short[0].sample_ids.index(  # type: ignore[index]
+        "music:four.m4a")]) == 130  # 1.3 s of a 3 s bucket: the rest is padding
+    f.close()
+
+
+def test_speech_with_lyrics_only_captions_from_instance_prompt(music: Path,
+                                                               tmp_path: Path) -> None:
+    config = [{"id": "speech", "type": "local", "dataset_type": "audio",
+               "instance_data_dir": str(music / "a"), "caption_strategy": "instanceprompt",
+               "instance_prompt": "a voice", "audio_duration_interval": 2,
+               "audio": {"lyrics_filename_format": "{filename}.lyrics",
+                         "truncation_mode": "end"}}]
+    f = build(config, tmp_path, max_epochs=1)
+    rows = f.metadata["speech"].index.rows
+    assert [(r.path, r.lyrics, r.bucket_ms) for r in rows] == [
+        ("one.wav", "la la la", 6000), ("two.flac", None, 6000)]
+    seen = {b.sample_ids[0]: (b.lyrics or [])[0] for b in f.iterator(prefetch=False)}
+    assert seen == {"speech:one.wav": "la la la", "speech:two.flac": None}
+    f.close()
+
+
+def test_audio_attached_to_the_batches_of_its_dataset(music: Path, tmp_path: Path) -> None:
+    """S2V pairing by relative path and stem, subfolders kept; a clip without audio gets zeros
+    and mask 0."""
+    pics = tmp_path / "pics"
+    from imagefiles import write_image
+
+    for i, name in enumerate(["a/one.png", "three.png", "missing.png"]):
+        write_image(pics / name, 64, 64, seed=i)
+    config = [*music_config(music),
+              {"id": "pics", "type": "local", "instance_data_dir": str(pics),
+               "caption_strategy": "filename", "resolution": 64, "resolution_type": "pixel",
+               "train_batch_size": 3}]
+    f = build(config, tmp_path / "out")
+    image_source = f.runtime.datasets[[d.id for d in f.runtime.datasets].index("pics")].source
+    s2v = S2VSource(image_source, [f.runtime.datasets[0].source])  # type: ignore[list-item]
+    indices = sorted(int(i) for v in image_source.buckets().values() for i in v)
+    batch = s2v.batch(indices, epoch=1, step=0, bucket=(64, 64))
+    paths = [s.split(":", 1)[1] for s in batch.sample_ids]
+    assert batch.audio_mask is not None and batch.audio_latents is not None
+    assert dict(zip(paths, batch.audio_mask.tolist(), strict=True)) == {
+        "a/one.png": 1, "three.png": 1, "missing.png": 0}
+    gone = paths.index("missing.png")
+    assert not batch.audio_latents[gone].any() and int(batch.audio_lengths[gone]) == 0  # type: ignore[index]
+    f.close()
+
+
+def test_example_configs_validate(registry: Any, tmp_path: Path) -> None:
+    from databackend.config.loader import parse_entries
+    from databackend.options import FactoryOptions
+
+    folder = Path(__file__).parent / "configs"
+    for name in ("audio_music.json", "audio_speech.json", "audio_video.json"):
+        text = (folder / name).read_text().replace("{data}", str(tmp_path))
+        plan = parse_entries(json.loads(text), registry, FactoryOptions())
+        assert any(d.dataset_type == "audio" for d in plan.datasets), name
+    shutil.rmtree(tmp_path, ignore_errors=True)
