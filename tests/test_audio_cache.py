@@ -144,8 +144,8 @@ def test_example_configs_validate(registry: Any, tmp_path: Path) -> None:
     from databackend.config.loader import parse_entries
     from databackend.options import FactoryOptions
 
-    folder = Path(__file__).parent / "configs"
-    for name in ("audio_music.json", "audio_speech.json", "audio_video.json"):
+    folder = Path(__file__).parent / "configs" / "audio"
+    for name in ("music.json", "speech.json", "video.json"):
         text = (folder / name).read_text().replace("{data}", str(tmp_path))
         plan = parse_entries(json.loads(text), registry, FactoryOptions())
         assert any(d.dataset_type == "audio" for d in plan.datasets), name
