@@ -22,12 +22,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import random
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from functools import partial
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from databackend.audio.buckets import bucket_key, bucket_seconds, filter_reason
 from databackend.audio.config import settings_of
@@ -36,7 +38,7 @@ from databackend.audio.lyrics import lyrics_format, read_lyrics
 from databackend.audio.report import AudioScanReport
 from databackend.errors import DatabackendError, StorageError
 from databackend.media.kinds import AUDIO_EXTENSIONS, VIDEO_EXTENSIONS, extension_of
-from databackend.media.probe import DEFAULT_PROBES, ProbeRegistry, probe_local, probe_ranged
+from databackend.media.probe import DEFAULT_PROBES, ProbeRegistry, ProbeSource, probe_ranged
 from databackend.media.record import CorruptMedia, MediaInfo, NotMedia
 from databackend.metadata import params as cfg
 from databackend.metadata.backend import MetadataBackend
@@ -160,11 +162,11 @@ class AudioMetadataBackend(MetadataBackend):
         local = self.storage.local_path(info.path)
         try:
             if local is not None:
-                source = probe_local(local, info.path)
+                source = ProbeSource(info.path, info.size, _opener(local), local)
             else:
                 size = info.size if info.size >= 0 else self.storage.stat(info.path).size
-                source = probe_ranged(
-                    lambda at, n: self.storage.read_range(info.path, at, n), info.path, size)
+                source = probe_ranged(partial(self.storage.read_range, info.path), info.path,
+                                      size)
             return self.probes.probe("audio", source), None
         except NotMedia:
             return None, "not_media"
@@ -178,20 +180,27 @@ class AudioMetadataBackend(MetadataBackend):
             log.debug("probing %s failed: %r", info.path, exc)
             return None, "unreadable"
 
+    def _probe_chunk(self, chunk: Sequence[FileInfo]) -> list[Probed]:
+        return [self._probe_one(info) for info in chunk]
+
     def _probe_all(self, todo: Sequence[FileInfo], progress: bool) -> list[Probed]:
+        """Probe in threads (libsndfile and FFmpeg release the GIL), a chunk of files per
+        task so the pool's own overhead stays small."""
         from tqdm import tqdm
 
-        if len(todo) <= 1:
-            return [self._probe_one(i) for i in todo]
+        workers = min(self.probe_workers, os.cpu_count() or 1, max(1, len(todo) // 64))
+        if workers <= 1:
+            return self._probe_chunk(todo)
+        size = max(16, -(-len(todo) // (workers * 8)))
+        chunks = [todo[n:n + size] for n in range(0, len(todo), size)]
         show = progress and sys.stderr.isatty()
-        with ThreadPoolExecutor(min(self.probe_workers, len(todo)),
-                                thread_name_prefix="databackend-audio-probe") as pool, \
+        out: list[Probed] = []
+        with ThreadPoolExecutor(workers, thread_name_prefix="databackend-audio-probe") as pool, \
                 tqdm(total=len(todo), desc=f"probe {self.dataset.id}", disable=not show) as bar:
-            out = []
-            for result in pool.map(self._probe_one, todo):
-                out.append(result)
-                bar.update(1)
-            return out
+            for part in pool.map(self._probe_chunk, chunks):
+                out.extend(part)
+                bar.update(len(part))
+        return out
 
     def _finish(self, kept: list[tuple[FileInfo, MediaInfo]], skipped: dict[str, list[str]],
                 caption_files: dict[str, FileInfo]) -> AudioIndex:
@@ -229,6 +238,10 @@ class AudioMetadataBackend(MetadataBackend):
         if self.audio.source_from_video:  # captions come with the video sample
             return [c or () for c in found]
         return found
+
+
+def _opener(path: str) -> Callable[[], BinaryIO]:
+    return lambda: open(path, "rb")
 
 
 def _reused(row: AudioRow) -> MediaInfo:
