@@ -7,9 +7,9 @@ Usage::
 
 Prints, measured in the same run (best of ``--repeat`` runs each, contenders alternating):
 
-* the probe stage of an audio scan (every listed file through the shared media probe
-  registry, in the scan's probe threads) against a bare single-thread ``soundfile.info`` loop
-  over the same files, and their ratio (target >= 1.0);
+* the probe stage of an audio scan (every listed file through the shared media probing,
+  ``probe_files`` with the registered audio probe, in its threads) against a bare
+  single-thread ``soundfile.info`` loop over the same files, and their ratio (target >= 1.0);
 * a whole cold audio scan (no index: list, probe, filter, caption, bucket, write the index)
   and a warm (unchanged) rescan against the same loop (figures, no target).
 """
@@ -78,13 +78,18 @@ def backend(root: Path, out: Path) -> object:
 
 
 def probe_stage(root: Path, out: Path) -> float:
-    """The scan's probe stage alone over the listed files."""
+    """The scan's probe stage alone (the shared :func:`databackend.media.probing.probe_files`
+    with the audio probe, in its threads) over the listed files."""
+    from databackend.media.probing import probe_files
+
     meta: Any = backend(root, out)
-    listing = [f for f in meta.storage.list("") if not f.path.endswith(".txt")]
+    files = [(f.path, f.size, f.mtime) for f in meta.storage.list(
+        extensions=meta.spec.extensions())]
     t0 = time.perf_counter()
-    found = meta._probe_all(listing, False)
+    found, _ = probe_files(meta.storage, meta.probes, "audio", files, None,
+                           workers=meta.settings.workers)
     elapsed = time.perf_counter() - t0
-    assert all(info is not None for info, _ in found)
+    assert all(info is not None for _, info in found)
     return elapsed
 
 

@@ -46,45 +46,60 @@ def music_config(root: Path, **audio: Any) -> list[dict[str, Any]]:
 
 
 def build(config: Any, out: Path, **kw: Any) -> DataBackendFactory:
+    encoder = ReferenceAudioEncoder(44100, 2, hop=441, dim=4)
     return DataBackendFactory(config, use_reference_encoders=True, seed=3,
-                              audio_encoder=ReferenceAudioEncoder(44100, 2, hop=441, dim=4),
+                              media_encoders={"audio": encoder},
                               options={"output_dir": str(out), "model_family": "minimaxmusic"},
                               **kw).build()
 
 
+def labels(f: DataBackendFactory, dataset: str) -> dict[str, int]:
+    """Clips per bucket label (``6s``) of a scanned audio dataset."""
+    meta: Any = f.metadata[dataset]
+    return {meta.spec.bucket_label(k): len(v) for k, v in meta.index.buckets().items()}
+
+
+def source(f: DataBackendFactory, dataset: str) -> Any:
+    return next(d.source for d in f.runtime.datasets if d.id == dataset)
+
+
 def test_scan_counts_reasons_and_buckets(music: Path, tmp_path: Path) -> None:
     f = build(music_config(music, min_duration_seconds=1.5), tmp_path)
-    report = f.metadata["music"].report
-    assert report is not None
+    report: Any = f.metadata["music"].report
+    assert report is not None and report.kind == "audio"
     assert report.skipped == {"not_media": 1, "too_long": 1, "too_short": 1}
+    assert report.examples["too_long"] == ["long.wav"]
     # four.m4a (1.3 s) is too short; cut.flac states 3 s in its header (found at cache time)
-    assert report.buckets == {"3s": 3, "6s": 2}
+    assert labels(f, "music") == {"3s": 3, "6s": 2}
+    assert "6s" in report.format_table()
     run = next(r for r in f.cache_runs if r.name == "music")
     assert [p for p, _ in run.report.failed] == ["cut.flac"]
     assert f.excluded["music"] == ["cut.flac"]
-    in_training = {int(i) for v in f.runtime.datasets[0].source.buckets().values() for i in v}
-    assert f.metadata["music"].index.position("cut.flac") not in in_training
-    index = f.metadata["music"].index
-    assert index.row(index.position("a/one.wav")).lyrics == "la la la"  # type: ignore[arg-type]
-    assert index.captions_of(index.position("three.mp3")) == ("track 2", "song number 2")  # type: ignore[arg-type]
+    music = source(f, "music")
+    in_training = {int(i) for v in music.buckets().values() for i in v}
+    index: Any = f.metadata["music"].index
+    assert index.position("cut.flac") not in in_training
+    assert music.lyrics(index.position("a/one.wav")) == "la la la"
+    assert music.lyrics(index.position("three.mp3")) is None
+    assert index.captions_of(index.position("three.mp3")) == ("track 2", "song number 2")
     f.close()
 
 
 def test_cached_latents_equal_a_fresh_encode(music: Path, tmp_path: Path) -> None:
     f = build(music_config(music, truncation_mode="random"), tmp_path)
-    cache = f.audio_caches["music"]
+    cache: Any = f.latent_caches["music"]
     run = next(r for r in f.cache_runs if r.name == "music")
     assert run.report.encoded == 5 and len(run.report.failed) == 1
     encoder = ReferenceAudioEncoder(44100, 2, hop=441, dim=4)
-    index = f.metadata["music"].index
+    index: Any = f.metadata["music"].index
     for i in range(len(index)):
         if index.paths[i] == "cut.flac":
             continue
-        audio, valid = cache.load(i)
-        fresh = encoder(torch.from_numpy(audio[None]))[0]
-        stored = cache.get_many([i])[0]
-        assert torch.equal(stored.latents, fresh) and stored.valid == valid
-        assert stored.total == round(cache.plan(i).bucket_ms * 44.1)
+        audio = cache._load(i)
+        assert audio.shape == (2, round(index.bucket_of(i)[0] * 44.1))
+        assert not audio[:, cache.valid(i, 44100):].any()  # padding after the clip
+        fresh = encoder(audio[None])[0]
+        assert torch.equal(cache.tensors([i])[0], fresh)
     f.close()
     again = build(music_config(music, truncation_mode="random"), tmp_path)
     rerun = next(r for r in again.cache_runs if r.name == "music").report
@@ -99,12 +114,13 @@ def test_batches_carry_latents_lengths_and_lyrics(music: Path, tmp_path: Path) -
     for b in batches:
         seconds = b.bucket[0] / 1000
         assert b.latents.shape == (2, 4, int(seconds * 100))  # hop 441 at 44.1 kHz
-        assert b.audio_lengths is not None and b.lyrics is not None
-        assert (b.audio_lengths <= b.latents.shape[-1]).all()
+        assert b.audio is not None and b.audio.lyrics is not None
+        assert (b.audio.lengths <= b.latents.shape[-1]).all()
         assert b.text_embeds["prompt_embeds"].shape[0] == 2
     short = [b for b in batches if "music:four.m4a" in b.sample_ids]
-    assert short and int(short[0].audio_lengths[short[0].sample_ids.index(  # type: ignore[index]
-        "music:four.m4a")]) == 130  # 1.3 s of a 3 s bucket: the rest is padding
+    b = short[0]
+    assert b.audio is not None
+    assert int(b.audio.lengths[b.sample_ids.index("music:four.m4a")]) == 130  # 1.3 s of 3 s
     f.close()
 
 
@@ -116,10 +132,11 @@ def test_speech_with_lyrics_only_captions_from_instance_prompt(music: Path,
                "audio": {"lyrics_filename_format": "{filename}.lyrics",
                          "truncation_mode": "end"}}]
     f = build(config, tmp_path, max_epochs=1)
-    rows = f.metadata["speech"].index.rows
-    assert [(r.path, r.lyrics, r.bucket_ms) for r in rows] == [
-        ("one.wav", "la la la", 6000), ("two.flac", None, 6000)]
-    seen = {b.sample_ids[0]: (b.lyrics or [])[0] for b in f.iterator(prefetch=False)}
+    index: Any = f.metadata["speech"].index
+    assert [(p, index.bucket_of(i)) for i, p in enumerate(index.paths)] == [
+        ("one.wav", (6000, 1)), ("two.flac", (6000, 1))]
+    seen = {b.sample_ids[0]: (b.audio.lyrics or [])[0]  # type: ignore[union-attr]
+            for b in f.iterator(prefetch=False)}
     assert seen == {"speech:one.wav": "la la la", "speech:two.flac": None}
     f.close()
 
@@ -137,16 +154,18 @@ def test_audio_attached_to_the_batches_of_its_dataset(music: Path, tmp_path: Pat
                "caption_strategy": "filename", "resolution": 64, "resolution_type": "pixel",
                "train_batch_size": 3}]
     f = build(config, tmp_path / "out")
-    image_source = f.runtime.datasets[[d.id for d in f.runtime.datasets].index("pics")].source
-    s2v = S2VSource(image_source, [f.runtime.datasets[0].source])  # type: ignore[list-item]
+    image_source = source(f, "pics")
+    s2v = S2VSource(image_source, [source(f, "music")])
     indices = sorted(int(i) for v in image_source.buckets().values() for i in v)
     batch = s2v.batch(indices, epoch=1, step=0, bucket=(64, 64))
     paths = [s.split(":", 1)[1] for s in batch.sample_ids]
-    assert batch.audio_mask is not None and batch.audio_latents is not None
-    assert dict(zip(paths, batch.audio_mask.tolist(), strict=True)) == {
+    audio = batch.audio
+    assert audio is not None and audio.mask is not None and audio.latents is not None
+    assert dict(zip(paths, audio.mask.tolist(), strict=True)) == {
         "a/one.png": 1, "three.png": 1, "missing.png": 0}
     gone = paths.index("missing.png")
-    assert not batch.audio_latents[gone].any() and int(batch.audio_lengths[gone]) == 0  # type: ignore[index]
+    assert not audio.latents[gone].any() and int(audio.lengths[gone]) == 0
+    assert audio.latents.shape[0] == 3 and audio.latents.shape[1] == 4
     f.close()
 
 

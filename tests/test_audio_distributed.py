@@ -42,10 +42,11 @@ def audio_rows(config_path: str) -> dict[str, Any]:
     factory = DataBackendFactory(spec["entries"], options=spec["options"], plugin_manager=pm,
                                  text_encoder=ReferenceTextEncoder(width=16, seq_len=8),
                                  image_encoder=ReferenceVAE(),
-                                 audio_encoder=ReferenceAudioEncoder(16000, 1, hop=160, dim=4),
+                                 media_encoders={"audio": ReferenceAudioEncoder(16000, 1, hop=160,
+                                                                                dim=4)},
                                  max_epochs=1).build()
     rows = [[b.step, b.dataset_id, list(b.bucket), b.sample_ids, list(b.latents.shape),
-             b.crop_coords[:, 0].tolist()] for b in factory.iterator()]
+             b.audio.window[:, 0].tolist()] for b in factory.iterator()]
     factory.close()
     run = next(r for r in factory.cache_runs if r.name == "clips")
     return {"rank": factory.rank, "world": factory.world_size, "rows": rows,

@@ -6,8 +6,11 @@
   and aspect ratios, each with a ``.txt`` caption (some with two lines, i.e. two captions);
 * a few broken files (a truncated JPEG, random bytes named ``.png``, an empty ``.jpg``) that
   the scan must skip and report;
-* ``multidatabackend.json``: two image datasets, a ``text_embeds`` and an ``image_embeds``
-  entry (both ``type: local``) and the factory options to run it with.
+* ``data/clips``: short H.264/VP9 clips (several sizes, lengths and frame rates, one rotated,
+  one too short, one text file named ``.mp4``) with ``.txt`` captions: a video dataset with
+  frame buckets (``WxH@F``), random windows and i2v first frames (docs/video.md);
+* ``multidatabackend.json``: two image datasets, a video dataset, a ``text_embeds`` and an
+  ``image_embeds`` entry (both ``type: local``) and the factory options to run it with.
 
 Everything is generated from a seed, so two runs produce the same files.
 """
@@ -19,7 +22,7 @@ import random
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DEMO_OPTIONS", "demo_config", "make_demo", "make_images"]
+__all__ = ["DEMO_CLIPS", "DEMO_OPTIONS", "demo_config", "make_clips", "make_demo", "make_images"]
 
 #: Factory options the demo runs with (small images keep it well under a minute on 2 cores).
 DEMO_OPTIONS: dict[str, Any] = {"resolution": 256, "resolution_type": "pixel_area",
@@ -83,6 +86,28 @@ def _broken(data: Path) -> None:
         (data / f"{name}.txt").write_text("a broken file\n", encoding="utf-8")
 
 
+#: (name, W, H, frames, fps, rotation) of the demo's clips
+DEMO_CLIPS = (("beach_000.mp4", 160, 96, 33, 24, 0), ("beach_001.mp4", 160, 96, 25, 12, 0),
+              ("street_000.mp4", 96, 160, 30, 30, 0), ("street_001.mkv", 96, 160, 41, 24, 0),
+              ("garden_000.webm", 128, 128, 19, 10, 0), ("phone_000.mp4", 160, 96, 29, 30, 90),
+              ("blink_000.mp4", 160, 96, 5, 12, 0))
+
+
+def make_clips(data: Path, seed: int = 0) -> int:
+    """Write the demo's clips and captions under ``data/clips``; returns how many."""
+    from databackend.media.synthetic import write_video
+
+    rng = random.Random(seed + 1)
+    target = data / "clips"
+    for k, (name, w, h, frames, fps, rotation) in enumerate(DEMO_CLIPS):
+        write_video(target / name, w, h, frames, fps=fps, rotation=rotation, seed=k)
+        caption = f"a {rng.choice(_STYLES)} clip of {rng.choice(_SUBJECTS)}"
+        (target / name).with_suffix(".txt").write_text(caption + "\n", encoding="utf-8")
+    (target / "notes_000.mp4").write_text("this is not a video\n", encoding="utf-8")
+    (target / "notes_000.txt").write_text("a text file named .mp4\n", encoding="utf-8")
+    return len(DEMO_CLIPS)
+
+
 def demo_config(root: Path) -> list[dict[str, Any]]:
     """The demo's multidatabackend entries (absolute paths under ``root``)."""
     cache = root / "cache"
@@ -100,6 +125,12 @@ def demo_config(root: Path) -> list[dict[str, Any]]:
          "text_embeds": "text-cache", "resolution": 192, "resolution_type": "pixel",
          "train_batch_size": 3,
          "probability": 0.5, "short_bucket_policy": "pad"},
+        {"id": "clips", "type": "local", "dataset_type": "video",
+         "instance_data_dir": str(root / "data/clips"), "caption_strategy": "textfile",
+         "image_embeds": "vae-cache", "text_embeds": "text-cache", "resolution": 128,
+         "resolution_type": "pixel", "train_batch_size": 1, "probability": 0.5,
+         "video": {"num_frames": 9, "min_frames": 9, "bucket_strategy": "resolution_frames",
+                   "window": "random", "frame_stride": 2, "is_i2v": True}},
     ]
 
 
@@ -113,6 +144,7 @@ def make_demo(root: str | Path, *, seed: int = 0, overwrite: bool = False) -> Pa
     if config.exists() and not overwrite:
         return config
     make_images(root / "data", seed=seed)
+    make_clips(root / "data", seed=seed)
     config.parent.mkdir(parents=True, exist_ok=True)
     config.write_text(json.dumps(demo_config(root), indent=2) + "\n", encoding="utf-8")
     options = {**DEMO_OPTIONS, "output_dir": str(root / "out")}

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pluggy
 
-from databackend.audio import build as audio_build
+from databackend.audio.s2v import attach_s2v, is_attached
 from databackend.build import build_metadata, build_storage
 from databackend.caches import (
     CacheRun,
@@ -42,6 +42,7 @@ from databackend.config.models import ImageBackendConfig
 from databackend.config.plan import DataPlan
 from databackend.context import BuildContext
 from databackend.errors import ConfigError
+from databackend.media.select import is_media
 from databackend.metadata.backend import MetadataBackend
 from databackend.metrics import Metrics
 from databackend.options import FactoryOptions
@@ -62,7 +63,7 @@ __all__ = ["SAMPLED_TYPES", "ConfigSource", "DataBackendFactory"]
 log = logging.getLogger(__name__)
 
 #: Dataset types the runtime draws training batches from.
-SAMPLED_TYPES = ("image", "audio")
+SAMPLED_TYPES = ("image", "video", "audio")
 
 ConfigSource = str | os.PathLike[str] | Sequence[Mapping[str, Any]] | DataPlan
 StrategySpec = str | SamplingStrategy | type[SamplingStrategy]
@@ -85,8 +86,8 @@ class DataBackendFactory:
     :param queue_size: prefetch queue length of :meth:`iterator` (0: no thread).
     :param precompute: fill caches at build time (caches marked on demand are never filled).
     :param max_epochs: stop iterating after this many epochs (None: endless).
-    :param audio_encoder: the trainer's audio encoder (docs/audio.md), or its identity string;
-        needed only by audio datasets.
+    :param media_encoders: encoders of media datasets by kind (``{"video": video_vae}``), or
+        their identity strings; see docs/video.md.
     """
 
     def __init__(self, config: ConfigSource, *, text_encoder: Any = None,
@@ -97,7 +98,8 @@ class DataBackendFactory:
                  plugin_manager: pluggy.PluginManager | None = None,
                  sampling_strategy: StrategySpec | None = None, queue_size: int = 10,
                  progress: bool | None = False, precompute: bool = True,
-                 max_epochs: int | None = None, audio_encoder: Any = None) -> None:
+                 max_epochs: int | None = None,
+                 media_encoders: Mapping[str, Any] | None = None) -> None:
         """Store the inputs; nothing is built until :meth:`build`."""
         opts = options if isinstance(options, FactoryOptions) else \
             FactoryOptions.from_mapping(options or {})
@@ -110,11 +112,11 @@ class DataBackendFactory:
             self.text_encoder = text_encoder if text_encoder is not None else \
                 ReferenceTextEncoder()
             self.image_encoder = image_encoder if image_encoder is not None else ReferenceVAE()
-        self.audio_encoder = audio_encoder
-        if use_reference_encoders and audio_encoder is None:
-            from databackend.audio.encoders import ReferenceAudioEncoder
+        self.media_encoders = dict(media_encoders or {})
+        if use_reference_encoders:
+            from databackend.media.wiring import reference_media_encoders
 
-            self.audio_encoder = ReferenceAudioEncoder()
+            self.media_encoders = reference_media_encoders(self.media_encoders)
         self._config, self._variables = config, dict(variables or {})
         self._pm, self._strategy_spec = plugin_manager, sampling_strategy
         self.queue_size, self.progress, self.precompute = queue_size, progress, precompute
@@ -129,7 +131,8 @@ class DataBackendFactory:
         self.storages: dict[str, StorageBackend] = {}
         self.metadata: dict[str, MetadataBackend] = {}
         self.latent_caches: dict[str, LatentCache] = {}
-        self.audio_caches: dict[str, Any] = {}
+        #: video datasets with ``is_i2v``: their first-frame latent caches
+        self.first_frame_caches: dict[str, LatentCache] = {}
         self.cache_runs: list[CacheRun] = []
         #: per dataset, samples left out of training because their latents could not be made
         self.excluded: dict[str, list[str]] = {}
@@ -219,72 +222,58 @@ class DataBackendFactory:
 
     def _build_caches(self, details: dict[str, Any]) -> None:
         plan, context = self._ctx()
-        encoder, identity = _encoder_and_identity(self.image_encoder)
+        images = [d for d in self._enabled() if not is_media(d)]
+        encoder, identity = _encoder_and_identity(self.image_encoder) if images else (None, "-")
         for dataset in self._enabled():
-            if audio_build.is_audio(dataset):
+            if is_media(dataset):
+                self._open_media_caches(dataset)
                 continue
             self.latent_caches[dataset.id] = open_latent_cache(
                 plan, dataset, self.metadata[dataset.id], context, encoder, identity=identity)
-        can_encode = _is_encoder(self.text_encoder) and _is_encoder(self.image_encoder)
+        can_encode = _is_encoder(self.text_encoder) and (
+            _is_encoder(self.image_encoder) or not images)
         if self.precompute and can_encode:
             self.cache_runs = precompute_plan(
                 plan, context, text_encoder=self.text_encoder, image_encoder=self.image_encoder,
-                metadata=self.metadata, progress=self.progress)
+                metadata=self.metadata, progress=self.progress,
+                media_encoders=self.media_encoders)
             barrier(self.world_size)
         elif self.precompute:
             log.info("caches are not precomputed: no text and image encoder to fill them")
-        self._build_audio_caches(plan, context)
         details.update(encoded=sum(r.report.encoded for r in self.cache_runs),
                        cached=sum(r.report.cached for r in self.cache_runs))
 
-    def _build_audio_caches(self, plan: DataPlan, context: BuildContext) -> None:
-        """Audio datasets' caches (docs/audio.md), filled when there is an audio encoder."""
-        encoder, identity = (None, self.audio_encoder) if isinstance(self.audio_encoder, str) \
-            else (self.audio_encoder, None)
-        for dataset in filter(audio_build.is_audio, self._enabled()):
-            if encoder is None and identity is None:
-                raise ConfigError([f"dataset {dataset.id!r} is an audio dataset: pass an "
-                                   "audio_encoder (or use_reference_encoders=True)"])
-            cache = audio_build.open_audio_cache(
-                plan, dataset, self.metadata[dataset.id], context,  # type: ignore[arg-type]
-                encoder, identity=identity)
-            self.audio_caches[dataset.id] = cache
-            if self.precompute and encoder is not None and cache.precompute_at_startup:
-                self.cache_runs = [r for r in self.cache_runs if r.name != dataset.id]
-                self.cache_runs.append(CacheRun(
-                    kind="latents", name=dataset.id, location=cache.describe(),
-                    report=cache.precompute(rank=self.rank, world_size=self.world_size,
-                                            progress=self.progress)))
-        if self.audio_caches:
-            barrier(self.world_size)
+    def _open_media_caches(self, dataset: ImageBackendConfig) -> None:
+        """The clip (and i2v first-frame) latent caches of a media dataset."""
+        from databackend.media.wiring import open_media_caches
+
+        plan, context = self._ctx()
+        clips, first = open_media_caches(plan, dataset, self.metadata[dataset.id], context,
+                                         self.media_encoders)
+        self.latent_caches[dataset.id] = clips
+        if first is not None:
+            self.first_frame_caches[dataset.id] = first
 
     def _build_samplers(self, details: dict[str, Any]) -> None:
         plan, _ = self._ctx()
-        datasets = []
-        audio = audio_build.audio_sources(
-            self.audio_caches, {d: self.text_caches[e.id if (e := plan.text_embeds_for(
-                plan.by_id[d])) else None] for d in self.audio_caches},  # type: ignore[arg-type]
-            seed=self.options.seed)
+        datasets, sources = [], {}
         for dataset in self._enabled():
-            if audio_build.is_attached(plan, dataset):
-                continue
             if dataset.dataset_type not in SAMPLED_TYPES:
                 log.info("dataset %r (%s) is not sampled for training", dataset.id,
                          dataset.dataset_type)
                 continue
-            if audio_build.is_audio(dataset):
-                audio[dataset.id].override = self._loadable_buckets(
-                    dataset.id, self.metadata[dataset.id].index)
-                datasets.append(self._runtime_dataset(dataset, audio[dataset.id]))  # type: ignore[arg-type]
-                continue
             entry = plan.text_embeds_for(dataset)
             index = self.metadata[dataset.id].index
-            source = CachedSource(dataset.id, index, self.latent_caches[dataset.id],
-                                  self.text_caches[entry.id if entry else None],
-                                  seed=self.options.seed,
-                                  buckets=self._loadable_buckets(dataset.id, index))
-            datasets.append(self._runtime_dataset(
-                dataset, audio_build.attach_s2v(dataset, source, audio)))
+            source = _source_class(dataset)(
+                dataset.id, index, self.latent_caches[dataset.id],
+                self.text_caches[entry.id if entry else None], seed=self.options.seed,
+                buckets=self._loadable_buckets(dataset.id, index),
+                **({"first_frames": self.first_frame_caches.get(dataset.id)}
+                   if is_media(dataset) else {}))
+            sources[dataset.id] = source
+        for dataset in self._enabled():  # audio paired with video rides in its batches
+            if dataset.id in sources and not is_attached(plan, dataset):
+                datasets.append(self._runtime_dataset(dataset, attach_s2v(dataset, sources)))
         try:
             self._runtime = DataRuntime(datasets, self._strategy(), seed=self.options.seed,
                                         rank=self.rank, world_size=self.world_size,
@@ -398,7 +387,7 @@ class DataBackendFactory:
         """
         self.stop()
         caches = [*self.text_caches.values(), *self.latent_caches.values(),
-                  *self.audio_caches.values()]
+                  *self.first_frame_caches.values()]
         storages = {id(s): s for s in [*self.storages.values(), *self.image_embed_storages.values(),
                                        *(c.storage for c in caches)]}
         for storage in storages.values():
@@ -417,7 +406,7 @@ class DataBackendFactory:
     def cache_stats(self) -> dict[str, dict[str, int]]:
         """Hit/miss/repair/encode/write counters of every cache used at batch time."""
         out = {f"latents:{k}": c.stats.to_dict() for k, c in self.latent_caches.items()}
-        out.update({f"audio:{k}": c.stats.to_dict() for k, c in self.audio_caches.items()})
+        out.update({f"latents:{c.name}": c.stats.to_dict() for c in self.first_frame_caches.values()})
         out.update({f"text:{c.name}": c.stats.to_dict() for c in self.text_caches.values()})
         return out
 
@@ -431,6 +420,19 @@ class DataBackendFactory:
                 "cache_stats": self.cache_stats(), "excluded": dict(self.excluded),
                 "rank": self.rank,
                 "world_size": self.world_size}
+
+
+def _source_class(dataset: ImageBackendConfig) -> type[CachedSource]:
+    """The runtime source of a dataset: media sources add the video batch values."""
+    if dataset.dataset_type == "audio":  # docs/audio.md
+        from databackend.audio.source import AudioSource
+
+        return AudioSource
+    if is_media(dataset):
+        from databackend.media.source import MediaSource
+
+        return MediaSource
+    return CachedSource
 
 
 def _is_encoder(obj: Any) -> bool:
@@ -448,5 +450,11 @@ def _encoder_and_identity(obj: Any) -> tuple[Any, str | None]:
 
 def _scan_summary(report: Any) -> dict[str, Any]:
     counts = getattr(report, "counts", {})
-    return {"kept": counts.get("kept", 0), "skipped": dict(getattr(report, "skipped", {})),
-            "seconds": round(float(getattr(report, "elapsed", 0.0)), 4)}
+    out = {"kept": counts.get("kept", 0), "skipped": dict(getattr(report, "skipped", {})),
+           "seconds": round(float(getattr(report, "elapsed", 0.0)), 4)}
+    if hasattr(report, "kind"):  # media: per-bucket frame counts (databackend.media.report)
+        out["kind"] = report.kind
+        out["buckets"] = [{k: b.to_dict()[k] for k in ("bucket", "count", "window_frames",
+                                                          "source_frames")}
+                          for b in report.buckets]
+    return out

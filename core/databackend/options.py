@@ -41,6 +41,9 @@ class FactoryOptions:
     scan_workers: int = 0
     vae_cache_ondemand: bool = False
     compress_cache: bool = False
+    #: frames per second of video models (the reference's --framerate): video.num_frames
+    #: defaults to framerate * 5
+    framerate: int = 30
 
     @property
     def cache_root(self) -> str:
@@ -57,6 +60,8 @@ class FactoryOptions:
             out.append(f"option `train_batch_size` must be >= 1; got {self.train_batch_size}")
         if self.aspect_bucket_alignment < 1:
             out.append("option `aspect_bucket_alignment` must be >= 1")
+        if self.framerate < 1:
+            out.append(f"option `framerate` must be >= 1; got {self.framerate}")
         if self.short_bucket_policy not in SHORT_BUCKET_POLICIES:
             out.append(f"option `short_bucket_policy` must be one of {SHORT_BUCKET_POLICIES}; "
                        f"got {self.short_bucket_policy!r}")

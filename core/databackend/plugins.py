@@ -34,7 +34,6 @@ ENTRY_POINT_GROUP = "databackend"
 DEFAULT_PLUGINS = (
     "databackend.builtin.builders",
     "databackend.builtin.metadata",
-    "databackend.builtin.audio",
     "databackend.builtin.strategies",
 )
 

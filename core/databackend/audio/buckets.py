@@ -9,7 +9,7 @@ cache time, its true length kept in the batch) instead of a bucket of its own, w
 SimpleTuner then prunes or cannot batch; ``min_duration_seconds`` filters (SimpleTuner accepts
 and ignores it).
 
-Buckets are keyed ``(milliseconds, 0)`` for the runtime's sampler (integer pairs, like image
+Buckets are keyed ``(milliseconds, 1)`` for the runtime's sampler (integer pairs, like image
 buckets); :func:`bucket_name` gives the SimpleTuner key.
 """
 
@@ -40,8 +40,8 @@ def bucket_name(seconds: float) -> str:
 
 
 def bucket_key(seconds: float) -> tuple[int, int]:
-    """The runtime's bucket key of a bucket duration: ``(milliseconds, 0)``."""
-    return (round(seconds * 1000), 0)
+    """The runtime's bucket key of a bucket duration: ``(milliseconds, 1)``."""
+    return (round(seconds * 1000), 1)
 
 
 def filter_reason(duration: float, *, minimum: float | None, maximum: float | None) -> str | None:

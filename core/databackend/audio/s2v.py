@@ -14,7 +14,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["S2V_SAMPLE_RATE", "fill_keeping_lyrics_format", "inject_s2v_audio"]
+__all__ = ["S2V_SAMPLE_RATE", "attach_s2v", "fill_keeping_lyrics_format", "inject_s2v_audio",
+           "is_attached"]
 
 #: SimpleTuner's default extraction rate for audio taken from video
 S2V_SAMPLE_RATE = 16000
@@ -98,3 +99,22 @@ def fill_keeping_lyrics_format(item: Any, variables: Mapping[str, str], where: s
     filled = fill_variables({**item, "audio": rest}, variables, where, problems)
     filled["audio"] = {**filled["audio"], "lyrics_filename_format": fmt}
     return filled
+
+
+def is_attached(plan: Any, dataset: Any) -> bool:
+    """Whether an audio dataset rides in a video set's batches instead of being drawn: it is
+    named in a video set's ``s2v_datasets``, or takes its audio from the video files."""
+    if dataset.dataset_type != "audio":
+        return False
+    named = {a for d in plan.datasets for a in d.s2v_ids}
+    return dataset.id in named or bool((dataset.audio or {}).get("source_from_video"))
+
+
+def attach_s2v(dataset: Any, sources: Mapping[str, Any]) -> Any:
+    """The runtime source of ``dataset``, wrapped in an
+    :class:`~databackend.audio.source.S2VSource` when it names ``s2v_datasets``."""
+    from databackend.audio.source import AudioSource, S2VSource
+
+    paired = [s for a in dataset.s2v_ids if isinstance(s := sources.get(a), AudioSource)]
+    source = sources[dataset.id]
+    return S2VSource(source, paired) if paired else source

@@ -1,118 +1,97 @@
 """Audio in the runtime: batches of an audio dataset, and audio attached to video batches.
 
-:class:`AudioSource` is the runtime source of an audio dataset. Its :class:`Batch` has
-``latents`` ``[B, D, T]`` (one duration bucket, so one ``T``), ``audio_lengths`` ``[B]`` (latent
-frames that are audio, not padding), ``lyrics``, and SimpleTuner's placeholders for the size
-fields: ``original_sizes`` = (clip samples, channels), ``crop_coords`` = (window start, 0),
-``target_sizes`` = (bucket samples, channels), all in native samples.
+:class:`AudioSource` is the :class:`~databackend.runtime.source.CachedSource` of an audio
+dataset: ``Batch.latents`` ``[B, D, T]`` (one duration bucket, so one ``T``) and
+``Batch.audio`` (:class:`~databackend.audio.batch.AudioBatch`: latent ``lengths`` and
+``lyrics``). The size fields hold SimpleTuner's placeholders: ``original_sizes`` = (clip
+samples, channels), ``target_sizes`` = (bucket samples, channels), native rate.
 
 :class:`S2VSource` wraps a video dataset's source and attaches the audio of each clip from its
-``s2v_datasets`` (SimpleTuner's s2v pairing): ``audio_latents`` ``[B, D, T]`` (zero-padded to the
-longest in the batch), ``audio_lengths`` and ``audio_mask`` ``[B]`` (1 where the clip has audio,
-0 where it has none: its latents are zeros). A clip's audio is the audio dataset's sample with
-the same path (``source_from_video``), else the one with the same relative path and stem
-(subfolders kept, unlike SimpleTuner, which flattens them).
+``s2v_datasets`` (SimpleTuner's s2v pairing) as ``Batch.audio`` with ``latents``, ``lengths``
+and ``mask``. A clip's audio is the audio dataset's sample with the same path
+(``source_from_video``), else the one with the same relative path and stem (subfolders kept,
+unlike SimpleTuner, which flattens them).
 """
 
 from __future__ import annotations
 
 import posixpath
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import numpy as np
 
+from databackend.audio.batch import AudioBatch
+from databackend.audio.config import settings_of
 from databackend.audio.encoders import latent_length
-from databackend.runtime.batch import Batch, Sample, stack_batch
-from databackend.runtime.seeding import uniform
+from databackend.audio.lyrics import lyrics_format, read_lyrics
+from databackend.runtime.batch import Batch, Sample
+from databackend.runtime.source import CachedSource
 
 if TYPE_CHECKING:
     import torch
 
-    from databackend.audio.cache import AudioCache, AudioLatent
-    from databackend.audio.metadata import AudioMetadataBackend
-
 __all__ = ["AudioSource", "S2VSource", "pad_stack"]
 
-Bucket = tuple[int, int]
+Bucket = Any
 
 
-class _Texts(Protocol):
-    def get_many(self, captions: Sequence[str]) -> list[Any]:
-        """Embeddings of ``captions``."""
-
-
-def pad_stack(items: Sequence[AudioLatent]) -> tuple[torch.Tensor, torch.Tensor]:
-    """``([B, D, T_max], lengths [B])``: latents zero-padded along time, and the latent frames
-    of each that are audio."""
+def pad_stack(latents: Sequence[torch.Tensor | None], lengths: Sequence[int]
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``([B, D, T_max], lengths [B])``: latents zero-padded along time (None: all zeros)."""
     import torch
 
-    longest = max(int(a.latents.shape[-1]) for a in items)
-    out = torch.zeros((len(items), *items[0].latents.shape[:-1], longest),
-                      dtype=items[0].latents.dtype)
-    lengths = []
-    for k, a in enumerate(items):
-        t = int(a.latents.shape[-1])
-        out[k, ..., :t] = a.latents
-        lengths.append(latent_length(a.valid, a.total, t))
-    return out, torch.tensor(lengths, dtype=torch.int64)
+    first = next(t for t in latents if t is not None)
+    longest = max(int(t.shape[-1]) for t in latents if t is not None)
+    out = torch.zeros((len(latents), *first.shape[:-1], longest), dtype=first.dtype)
+    for k, t in enumerate(latents):
+        if t is not None:
+            out[k, ..., :t.shape[-1]] = t
+    return out, torch.tensor(list(lengths), dtype=torch.int64)
 
 
-class AudioSource:
-    """Batches of one audio dataset from its index, audio cache and text cache."""
+class AudioSource(CachedSource):
+    """Batches of one audio dataset (see the module docstring)."""
 
-    def __init__(self, dataset_id: str, meta: AudioMetadataBackend, cache: AudioCache,
-                 texts: _Texts, *, seed: int = 0) -> None:
-        """Bind the parts; nothing is read until a batch is asked for."""
-        self.dataset_id, self.meta, self.cache, self.texts = dataset_id, meta, cache, texts
-        self.seed = seed
-        #: buckets to use instead of the index's (clips that failed to load left out)
-        self.override: Mapping[Bucket, np.ndarray] | None = None
+    def __init__(self, dataset_id: str, index: Any, latents: Any, texts: Any, *,
+                 seed: int = 0, buckets: Mapping[Any, np.ndarray] | None = None,
+                 first_frames: Any = None) -> None:
+        """As :class:`CachedSource` (``first_frames`` is accepted for the media signature)."""
+        super().__init__(dataset_id, index, latents, texts, seed=seed, buckets=buckets)
+        self._lyrics: list[str | None] | None = None
+        #: the :class:`~databackend.audio.cache.AudioLatentCache` (``latents``)
+        self.cache: Any = latents
 
-    def buckets(self) -> Mapping[Bucket, np.ndarray]:
-        """``(bucket ms, 0) -> clip indices``."""
-        return self.override if self.override is not None else self.meta.index.buckets()
+    def lyrics(self, i: int) -> str | None:
+        """Clip ``i``'s lyrics sidecar (read through the storage once, for every clip)."""
+        if self._lyrics is None:
+            meta: Any = self.cache.source
+            settings = settings_of(meta.dataset)
+            fmt = lyrics_format(settings, model_family=meta.context.options.model_family,
+                                caption_strategy=meta.caption_settings.strategy)
+            self._lyrics = read_lyrics(meta.storage, list(self.index.paths), settings, fmt)
+        return self._lyrics[i]
 
-    def caption(self, i: int, *, epoch: int, step: int) -> str:
-        """The caption clip ``i`` uses at ``(epoch, step)`` (one of several: a pure function
-        of the seed, dataset, epoch, step and clip)."""
-        caps = self.meta.index.captions_of(i)
-        if len(caps) <= 1:
-            return caps[0] if caps else ""
-        return caps[int(uniform(self.seed, "caption", self.dataset_id, epoch, step, i)
-                        * len(caps))]
+    def lengths(self, indices: Sequence[int], frames: int) -> list[int]:
+        """Latent frames of each clip that are audio, of ``frames``."""
+        cache = self.cache
+        rate = int(cache.encoder.sample_rate) if cache.encoder is not None else 1
+        return [latent_length(cache.valid(i, rate), cache.total(i, rate), frames)
+                if cache.encoder is not None else frames for i in indices]
 
-    def _sizes(self, i: int) -> tuple[int, int, int, int, int, int]:
-        row, plan = self.meta.index.row(i), self.cache.plan(i)
-        bucket = round(plan.bucket_ms * row.sample_rate / 1000)
-        return (row.frames, row.channels, plan.window.start, 0, bucket, row.channels)
+    def batch(self, indices: list[int], *, epoch: int, step: int, bucket: Any) -> Batch:
+        """The stacked batch with ``Batch.audio`` (lengths and lyrics)."""
+        import torch
 
-    def samples(self, indices: Sequence[int], *, epoch: int, step: int) -> list[Sample]:
-        """One :class:`Sample` per clip (latents ``[D, T]``)."""
-        captions = [self.caption(i, epoch=epoch, step=step) for i in indices]
-        latents = self.cache.get_many(indices)
-        embeds = self.texts.get_many(captions)
-        out = []
-        for i, a, e, c in zip(indices, latents, embeds, captions, strict=True):
-            s = self._sizes(i)
-            out.append(Sample(latents=a.latents, text_embeds=e, original_size=s[0:2],
-                              crop_coordinates=s[2:4], target_size=s[4:6], caption=c,
-                              path=self.meta.index.paths[i]))
-        return out
-
-    def batch(self, indices: list[int], *, epoch: int, step: int, bucket: Bucket) -> Batch:
-        """The stacked batch of ``indices`` with their latent lengths and lyrics."""
-        captions = [self.caption(i, epoch=epoch, step=step) for i in indices]
-        found = self.cache.get_many(indices)
-        latents, lengths = pad_stack(found)
-        rows = [self.meta.index.row(i) for i in indices]
-        batch = stack_batch(
-            list(latents), self.texts.get_many(captions), [self._sizes(i) for i in indices],
-            captions=captions, sample_ids=[f"{self.dataset_id}:{r.path}" for r in rows],
-            indices=list(indices), dataset_id=self.dataset_id, bucket=bucket, epoch=epoch,
-            step=step)
-        return attrs.evolve(batch, audio_lengths=lengths, lyrics=[r.lyrics for r in rows])
+        batch = super().batch(indices, epoch=epoch, step=step, bucket=bucket)
+        lengths = torch.tensor(self.lengths(indices, int(batch.latents.shape[-1])),
+                               dtype=torch.int64)
+        table: Any = self.index
+        window = torch.from_numpy(np.asarray(table.window_table)[indices, :2]
+                                  .astype(np.int64))
+        return attrs.evolve(batch, audio=AudioBatch(
+            lengths=lengths, lyrics=[self.lyrics(i) for i in indices], window=window))
 
 
 class S2VSource:
@@ -136,30 +115,35 @@ class S2VSource:
         """The audio source and clip index paired with ``video_path``, or None."""
         stem = posixpath.splitext(video_path)[0]
         for source in self.audio:
-            index = source.meta.index
+            index: Any = source.index
             pos = index.position(video_path)
             if pos is None:
-                pos = next((index.position(p) for p in index.paths
+                pos = next((k for k, p in enumerate(index.paths)
                             if posixpath.splitext(p)[0] == stem), None)
             if pos is not None:
-                return source, pos
+                return source, int(pos)
         return None
 
-    def batch(self, indices: list[int], *, epoch: int, step: int, bucket: Bucket) -> Batch:
-        """The video batch with ``audio_latents``, ``audio_lengths`` and ``audio_mask``."""
+    def batch(self, indices: list[int], *, epoch: int, step: int, bucket: Any) -> Batch:
+        """The video batch with ``Batch.audio`` (``latents``, ``lengths``, ``mask``)."""
         import torch
 
         batch: Batch = self.inner.batch(indices, epoch=epoch, step=step, bucket=bucket)
-        paths = [s.split(":", 1)[1] for s in batch.sample_ids]
-        pairs = [self.find(p) for p in paths]
-        found = [None if pair is None else pair[0].cache.get_many([pair[1]])[0]
-                 for pair in pairs]
-        present = [f for f in found if f is not None]
-        mask = torch.tensor([f is not None for f in found], dtype=torch.int64)
-        if not present:
-            return attrs.evolve(batch, audio_mask=mask)
-        zero = present[0]._replace(latents=present[0].latents.new_zeros(
-            present[0].latents.shape), valid=0)
-        latents, lengths = pad_stack([f if f is not None else zero for f in found])
-        return attrs.evolve(batch, audio_latents=latents, audio_lengths=lengths,
-                            audio_mask=mask)
+        pairs = [self.find(s.split(":", 1)[1]) for s in batch.sample_ids]
+        latents: list[torch.Tensor | None] = []
+        lengths: list[int] = []
+        for pair in pairs:
+            if pair is None:
+                latents.append(None)
+                lengths.append(0)
+                continue
+            source, i = pair
+            found = source.cache.tensors([i])[0]
+            latents.append(found)
+            lengths.append(source.lengths([i], int(found.shape[-1]))[0])
+        mask = torch.tensor([p is not None for p in pairs], dtype=torch.int64)
+        if not any(t is not None for t in latents):
+            return attrs.evolve(batch, audio=AudioBatch(lengths=torch.zeros_like(mask),
+                                                        mask=mask))
+        stacked, lens = pad_stack(latents, lengths)
+        return attrs.evolve(batch, audio=AudioBatch(lengths=lens, latents=stacked, mask=mask))

@@ -61,13 +61,13 @@ def load_pixels(source: SampleSource, i: int, geometry: SampleGeometry | None = 
     return to_pixels(image)
 
 
-def batches_by_size(indices: Iterable[int], size_of: Callable[[int], Size], batch_size: int
-                    ) -> list[list[int]]:
+def batches_by_size(indices: Iterable[int], size_of: Callable[[int], tuple[int, ...]],
+                    batch_size: int) -> list[list[int]]:
     """Split ``indices`` into batches of at most ``batch_size`` that share one target size.
 
     Sizes keep the order of their first appearance; indices keep their order within a size.
     """
-    groups: dict[Size, list[int]] = {}
+    groups: dict[tuple[int, ...], list[int]] = {}
     for i in indices:
         groups.setdefault(size_of(i), []).append(i)
     step = max(1, batch_size)

@@ -185,7 +185,7 @@ class LatentCache(CacheBase):
         for i, (geometry, _, path, _), entry in zip(unique, located, entries, strict=True):
             if isinstance(entry, tuple):
                 latents = entry[0].get("latents")
-                reason = _latent_problem(latents, geometry.target_size)
+                reason = self._problem(latents, geometry)
                 if reason is None:
                     out.append(latents)
                     continue
@@ -200,6 +200,15 @@ class LatentCache(CacheBase):
             for k, latents in zip(todo, fresh, strict=True):
                 out[k] = latents
         return out
+
+    def _batch_shape(self, i: int) -> tuple[int, ...]:
+        """What samples encoded in one call share (their target size; media: and length)."""
+        return self._geometry(i).target_size
+
+    def _problem(self, latents: Any, geometry: SampleGeometry) -> str | None:
+        """Why ``latents`` cannot be an entry of a sample with ``geometry`` (None: it fits);
+        caches of other layouts (video latents) override this."""
+        return _latent_problem(latents, geometry.target_size)
 
     def _miss(self, i: int, path: str, reason: str | None) -> None:
         """Count a miss (and a repair for a bad file); raise without an encoder."""
@@ -246,7 +255,7 @@ class LatentCache(CacheBase):
     def _encode_now(self, indices: list[int], *, write: bool) -> list[torch.Tensor]:
         """Load and encode ``indices`` right away (batch time); load errors raise CacheError."""
         out: dict[int, torch.Tensor] = {}
-        batches = batches_by_size(dict.fromkeys(indices), lambda i: self._geometry(i).target_size,
+        batches = batches_by_size(dict.fromkeys(indices), self._batch_shape,
                                   self.batch_size)
         for batch in batches:
             pixels = []
@@ -266,7 +275,7 @@ class LatentCache(CacheBase):
         if len(indices) != len(latents):
             raise ValueError(f"{len(indices)} indices but {len(latents)} latents")
         for i, lat in zip(indices, latents, strict=True):
-            problem = _latent_problem(lat, self._geometry(i).target_size)
+            problem = self._problem(lat, self._geometry(i))
             if problem:
                 raise ValueError(f"sample {self.source.index.paths[i]!r}: {problem}")
         if not self.disable:
@@ -305,7 +314,7 @@ class LatentCache(CacheBase):
     def _fill(self, todo: list[int], batch_size: int, progress: bool | None
               ) -> tuple[list[tuple[str, str]], float]:
         """The precompute pipeline: loader pool -> encoder (this thread) -> writer thread."""
-        batches = deque(batches_by_size(todo, lambda i: self._geometry(i).target_size,
+        batches = deque(batches_by_size(todo, self._batch_shape,
                                         batch_size))
         ahead = max(2, -(-self.workers // max(1, batch_size)))
         failed: list[tuple[str, str]] = []

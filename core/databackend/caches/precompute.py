@@ -15,6 +15,7 @@ import attrs
 
 from databackend.caches.base import PrecomputeReport
 from databackend.caches.stores import open_latent_cache, open_text_cache_entry
+from databackend.media.select import is_media
 
 if TYPE_CHECKING:
     from databackend.caches.encoders import ImageEncoder, TextEncoder
@@ -59,20 +60,26 @@ def open_metadata(dataset: ImageBackendConfig, context: BuildContext, *,
 
 def _latents(plan: DataPlan, dataset: ImageBackendConfig, meta: MetadataBackend,
              context: BuildContext, encoder: ImageEncoder, options: Mapping[str, Any]) -> CacheRun:
-    if dataset.dataset_type == "audio":  # the audio cache (databackend.audio.cache)
-        return CacheRun(kind="latents", name=dataset.id, location="audio",
-                        report=PrecomputeReport(skipped="audio datasets use the audio cache"))
     cache = open_latent_cache(plan, dataset, meta, context, encoder,
                               batch_size=options["batch_size"])
-    if dataset.dataset_type == "video":
-        report = PrecomputeReport(skipped="video datasets are not cached yet")
-    elif not cache.precompute_at_startup and not options["include_ondemand"]:
+    if not cache.precompute_at_startup and not options["include_ondemand"]:
         report = PrecomputeReport(skipped="vae_cache_disable" if cache.disable
                                   else "vae_cache_ondemand")
     else:
         report = cache.precompute(rank=context.rank, world_size=context.world_size,
                                   progress=options["progress"])
     return CacheRun(kind="latents", name=dataset.id, location=cache.describe(), report=report)
+
+
+def _media_runs(plan: DataPlan, datasets: list[ImageBackendConfig],
+                metas: Mapping[str, MetadataBackend], context: BuildContext,
+                options: Mapping[str, Any]) -> list[CacheRun]:
+    """Media datasets' latent caches (clips, and i2v first frames): databackend.media."""
+    from databackend.media.wiring import precompute_media
+
+    return [CacheRun(kind="latents", name=name, location=where, report=report)
+            for d in datasets
+            for name, where, report in precompute_media(plan, d, metas[d.id], context, options)]
 
 
 def _texts(plan: DataPlan, datasets: Iterable[ImageBackendConfig],
@@ -105,12 +112,14 @@ def precompute_plan(plan: DataPlan, context: BuildContext, *, text_encoder: Text
                     image_encoder: ImageEncoder,
                     metadata: Mapping[str, MetadataBackend] | None = None,
                     progress: bool | None = None, batch_size: int = 8,
-                    text_batch_size: int = 32, include_ondemand: bool = False) -> list[CacheRun]:
+                    text_batch_size: int = 32, include_ondemand: bool = False,
+                    media_encoders: Mapping[str, Any] | None = None) -> list[CacheRun]:
     """Fill the latent cache of every enabled dataset and every text cache they use.
 
     ``metadata`` maps dataset ids to scanned metadata backends; missing ones are built and
     scanned. The empty caption (caption dropout) is always cached. Work is split by
     ``context.rank`` / ``context.world_size``. Returns one :class:`CacheRun` per cache.
+    Media datasets (video) use ``media_encoders[kind]`` (docs/video.md).
     """
     datasets = [d for d in plan.datasets if not d.disabled]
     metas = dict(metadata or {})
@@ -118,8 +127,11 @@ def precompute_plan(plan: DataPlan, context: BuildContext, *, text_encoder: Text
         if dataset.id not in metas:
             metas[dataset.id] = open_metadata(dataset, context, progress=progress)
     options = {"progress": progress, "batch_size": batch_size,
-               "text_batch_size": text_batch_size, "include_ondemand": include_ondemand}
-    runs = [_latents(plan, d, metas[d.id], context, image_encoder, options) for d in datasets]
+               "text_batch_size": text_batch_size, "include_ondemand": include_ondemand,
+               "media_encoders": media_encoders}
+    runs = [_latents(plan, d, metas[d.id], context, image_encoder, options) for d in datasets
+            if not is_media(d)]
+    runs += _media_runs(plan, [d for d in datasets if is_media(d)], metas, context, options)
     runs += _texts(plan, datasets, metas, context, text_encoder, options)
     for run in runs:
         log.info("%s cache %s: %s", run.kind, run.name, run.report.to_dict())

@@ -23,7 +23,7 @@ bucket unless an ``image_embeds`` entry says so.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from databackend.build import build_storage
 from databackend.caches.latents import LatentCache
@@ -117,18 +117,21 @@ def latent_cache_location(plan: DataPlan, dataset: ImageBackendConfig, context: 
 
 def open_latent_cache(plan: DataPlan, dataset: ImageBackendConfig, metadata: SampleSource,
                       context: BuildContext, encoder: ImageEncoder | None = None, *,
-                      identity: str | None = None, batch_size: int = 8) -> LatentCache:
-    """A dataset's latent cache, configured from its keys and its ``image_embeds`` entry."""
+                      identity: str | None = None, batch_size: int = 8,
+                      cache_class: type[LatentCache] = LatentCache, **extra: Any) -> LatentCache:
+    """A dataset's latent cache, configured from its keys and its ``image_embeds`` entry
+    (``cache_class`` and ``extra`` keyword arguments: another kind of latent cache, e.g. the
+    media latent cache, configured the same way)."""
     storage, prefix = latent_cache_location(plan, dataset, context)
     embeds = _image_embeds(plan, dataset)
     compress = dataset.compress_cache if dataset.compress_cache is not None else (
         embeds.compress_cache if embeds is not None else None)
     ondemand = (context.options.vae_cache_ondemand if dataset.vae_cache_ondemand is None
                 else dataset.vae_cache_ondemand)
-    return LatentCache(storage, metadata, encoder=encoder, identity=identity, prefix=prefix,
+    return cache_class(storage, metadata, encoder=encoder, identity=identity, prefix=prefix,
                        hash_filenames=dataset.hash_filenames,
                        compress=_compress(compress, context),
                        write_batch_size=embeds.write_batch_size if embeds else 128,
                        ondemand=ondemand, disable=dataset.vae_cache_disable,
                        clear_each_epoch=dataset.vae_cache_clear_each_epoch,
-                       batch_size=batch_size, name=dataset.id)
+                       batch_size=batch_size, name=dataset.id, **extra)

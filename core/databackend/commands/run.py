@@ -28,15 +28,15 @@ def _encoder(spec: str | None) -> Any:
 
 def run_job(config: str, *, steps: int, options: FactoryOptions,
             variables: dict[str, str] | None = None, text_encoder: Any = None,
-            image_encoder: Any = None, progress: bool | None = None, queue_size: int = 10
-            ) -> dict[str, Any]:
+            image_encoder: Any = None, progress: bool | None = None, queue_size: int = 10,
+            media_encoders: dict[str, Any] | None = None) -> dict[str, Any]:
     """Build, iterate ``steps`` batches, and return the factory summary plus run figures."""
     from databackend.factory import DataBackendFactory  # torch: only for the commands that run
 
     factory = DataBackendFactory(config, options=options, variables=variables,
                                  text_encoder=text_encoder, image_encoder=image_encoder,
                                  use_reference_encoders=True, progress=progress,
-                                 queue_size=queue_size)
+                                 queue_size=queue_size, media_encoders=media_encoders)
     with factory.build():
         fetcher = factory.iterator(prefetch=queue_size > 0)
         start = time.perf_counter()
@@ -64,6 +64,16 @@ def _pct(x: float) -> str:
     return f"{100 * x:5.1f}%"
 
 
+def _media_bucket(row: dict[str, Any]) -> str:
+    """One media bucket: its key, clips, and the frames of its windows and of its clips."""
+    def span(pair: list[int]) -> str:
+        """``a`` or ``a-b``."""
+        return str(pair[0]) if pair[0] == pair[1] else f"{pair[0]}-{pair[1]}"
+
+    return (f"  bucket {row['bucket']}: {row['count']} clip(s), {span(row['window_frames'])} "
+            f"frames per window (clips of {span(row['source_frames'])} frames)")
+
+
 def format_summary(summary: dict[str, Any]) -> list[str]:
     """The human-readable summary lines of a :func:`run_job` result."""
     out = ["startup stages:"]
@@ -75,6 +85,7 @@ def format_summary(summary: dict[str, Any]) -> list[str]:
         skipped = ", ".join(f"{k} {v}" for k, v in sorted(scan["skipped"].items())) or "none"
         out.append(f"scan {did}: {scan['kept']} kept, skipped: {skipped} "
                    f"({scan['seconds']:.2f} s)")
+        out += [_media_bucket(b) for b in scan.get("buckets", ())]
     out.append("datasets (draws vs target weights):")
     out += ["  " + r for r in _table(
         [[d["id"], str(d["samples"]), str(d["batches_per_epoch"]), str(d["draws"]),
@@ -119,7 +130,9 @@ def _run(args: argparse.Namespace) -> int:
                       text_encoder=_encoder(args.text_encoder),
                       image_encoder=_encoder(args.image_encoder),
                       progress=False if args.no_progress else None,
-                      queue_size=0 if args.no_prefetch else args.queue_size)
+                      queue_size=0 if args.no_prefetch else args.queue_size,
+                      media_encoders={"video": load_encoder(args.video_encoder)}
+                      if args.video_encoder else None)
     _print(summary, args.json)
     return 0
 
@@ -153,6 +166,8 @@ def register(sub: Any) -> None:
                         help="text encoder to fill missing caches (default: reference)")
     parser.add_argument("--image-encoder", metavar="MODULE:CALLABLE",
                         help="image (VAE) encoder to fill missing caches (default: reference)")
+    parser.add_argument("--video-encoder", metavar="MODULE:CALLABLE",
+                        help="video encoder for video datasets (default: reference)")
     parser.add_argument("--queue-size", type=int, default=10, help="prefetch queue length")
     parser.add_argument("--no-prefetch", action="store_true", help="build batches inline")
     parser.set_defaults(func=_run)

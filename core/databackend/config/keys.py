@@ -19,7 +19,7 @@ ALIASES: Mapping[str, str] = MappingProxyType({
 #: Keys SimpleTuner accepts whose feature databackend does not implement yet: a warning, not an
 #: error, so SimpleTuner configs load unchanged.
 UNIMPLEMENTED_KEYS = frozenset({
-    "audio", "video", "conditioning", "caption_shuffle", "caption_filter_list", "slider_strength",
+    "audio", "conditioning", "caption_shuffle", "caption_filter_list", "slider_strength",
     "timestep_sampling_offset", "disable_validation", "scan_for_errors",
     "vae_cache_scan_behaviour", "metadata_update_interval", "image_processing_batch_size",
     "read_batch_size", "vae_batch_size", "max_workers", "delete_nsfw_images",

@@ -119,6 +119,8 @@ class ImageBackendConfig(BaseBackendConfig):
     conditioning_data: Any = None
     conditioning_type: str | None = None
     source_dataset_id: str | None = None
+    # media (docs/video.md): the `video` block, checked by databackend.media.videoconfig
+    video: dict[str, Any] | None = None
     # audio (docs/audio.md): the ``audio`` block, and audio datasets paired with a video set
     audio: dict[str, Any] | None = None
     s2v_datasets: Any = None

@@ -104,6 +104,16 @@ def _captions(d: ImageBackendConfig) -> list[str]:
     return out
 
 
+def _media(d: ImageBackendConfig, opts: FactoryOptions) -> list[str]:
+    """The ``video`` block (databackend.media.videoconfig), for video and conditioning sets."""
+    from databackend.media.videoconfig import video_problems
+
+    if d.video is not None and d.dataset_type not in ("video", "conditioning"):
+        return [f"`video` applies to dataset_type video (or a video conditioning set); this "
+                f"dataset is {d.dataset_type!r}"]
+    return video_problems(d.video, framerate=opts.framerate)
+
+
 def check_dataset(entry: BaseBackendConfig, opts: FactoryOptions) -> list[str]:
     """Every value problem of one entry, as ``key: ...`` lines."""
     out = []
@@ -112,6 +122,7 @@ def check_dataset(entry: BaseBackendConfig, opts: FactoryOptions) -> list[str]:
         out.append(f"`write_batch_size` must be >= 1; got {entry.write_batch_size}")
     if isinstance(entry, ImageBackendConfig):
         out += _geometry(entry, opts) + _sampling(entry) + _captions(entry)
+        out += _media(entry, opts)
     out += check_audio(entry)
     check = getattr(entry.storage, "problems", None)
     if callable(check):

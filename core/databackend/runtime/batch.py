@@ -8,11 +8,15 @@ tensors ready for a training step.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import attrs
 import numpy as np
 import torch
+
+if TYPE_CHECKING:
+    from databackend.audio.batch import AudioBatch
+    from databackend.media.batch import VideoBatch
 
 __all__ = ["Batch", "DatasetSource", "Sample", "collate", "stack_batch"]
 
@@ -74,12 +78,10 @@ class Batch:
     bucket: Bucket
     epoch: int
     step: int
-    # audio (docs/audio.md): latent lengths of audio batches, lyrics, and the audio attached
-    # to video batches (s2v); None when the dataset has none
-    audio_lengths: torch.Tensor | None = None
-    lyrics: list[str | None] | None = None
-    audio_latents: torch.Tensor | None = None
-    audio_mask: torch.Tensor | None = None
+    #: video datasets: frame counts, fps, windows, i2v first-frame latents (docs/video.md)
+    video: VideoBatch | None = None
+    #: audio datasets and the s2v audio of video batches (docs/audio.md)
+    audio: AudioBatch | None = None
 
     def __len__(self) -> int:
         return len(self.sample_ids)
@@ -98,8 +100,8 @@ class Batch:
             text_embeds={k: move(v) for k, v in self.text_embeds.items()},
             original_sizes=move(self.original_sizes), crop_coords=move(self.crop_coords),
             target_sizes=move(self.target_sizes),
-            **{k: move(v) for k in ("audio_lengths", "audio_latents", "audio_mask")  # type: ignore[arg-type]
-               if (v := getattr(self, k)) is not None})
+            video=None if self.video is None else self.video.map(move),
+            audio=None if self.audio is None else self.audio.map(move))
 
 
 def _stack_embeds(embeds: Sequence[Mapping[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
@@ -186,7 +188,9 @@ def collate(samples: Sequence[Sample], *, dataset_id: str, bucket: Bucket, indic
 
 def describe(batch: Batch) -> dict[str, Any]:
     """A short, printable summary of a batch (shapes, ids, bucket)."""
-    return {"dataset": batch.dataset_id, "bucket": f"{batch.bucket[0]}x{batch.bucket[1]}",
+    key: tuple[int, ...] = batch.bucket
+    bucket = f"{key[0]}x{key[1]}" + "".join(f"@{v}" for v in key[2:])
+    return {"dataset": batch.dataset_id, "bucket": bucket,
             "epoch": batch.epoch, "step": batch.step, "size": len(batch),
             "latents": tuple(batch.latents.shape),
             "text_embeds": {k: tuple(v.shape) for k, v in batch.text_embeds.items()}}

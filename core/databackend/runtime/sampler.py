@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import attrs
 import numpy as np
@@ -144,8 +144,8 @@ class BucketSampler:
         self.dataset_id = dataset_id
         self.batch_size, self.world_size = batch_size, world_size
         self.repeats, self.seed, self.policy = repeats, seed, policy
-        self.bucket_keys: tuple[Bucket, ...] = tuple(sorted(
-            (int(k[0]), int(k[1])) for k, v in buckets.items() if len(v)))
+        self.bucket_keys: tuple[Bucket, ...] = tuple(sorted(  # (W, H), or (W, H, F) for video
+            cast(Bucket, tuple(int(x) for x in k)) for k, v in buckets.items() if len(v)))
         self._indices = [np.asarray(buckets[k], dtype=np.int64) for k in self.bucket_keys]
         self.report: tuple[BucketReport, ...] = self._make_report()
         self.num_samples = int(sum(len(v) for v in self._indices))
