@@ -74,16 +74,19 @@ def lyrics_candidates(path: str, settings: AudioSettings, fmt: str | None) -> li
 
 def read_lyrics(storage: StorageBackend, paths: Sequence[str], settings: AudioSettings,
                 fmt: str | None) -> list[str | None]:
-    """The lyrics of each sample (None: no sidecar), read in one ``read_many`` batch."""
+    """The lyrics of each sample (None: none): the storage's own (a table column, see
+    :meth:`~databackend.storage.base.StorageBackend.lyrics`), else the first non-empty
+    sidecar, read in one ``read_many`` batch."""
+    held = [storage.lyrics(p) for p in paths]
     if not fmt and not (settings.lyrics_suffix or settings.lyrics_extension):
-        return [None] * len(paths)
+        return held
     candidates = [lyrics_candidates(p, settings, fmt) for p in paths]
     flat = sorted({c for group in candidates for c in group})
     found = dict(zip(flat, storage.read_many(flat), strict=True)) if flat else {}
     out: list[str | None] = []
-    for group in candidates:
-        text = None
-        for key in group:
+    for group, own in zip(candidates, held, strict=True):
+        text = own
+        for key in group if text is None else ():
             data = found.get(key)
             if isinstance(data, bytes):
                 stripped = data.decode("utf-8", "replace").strip()

@@ -54,6 +54,8 @@ def databackend_make_metadata_backend(dataset: ImageBackendConfig, storage: Stor
     """The Hugging Face metadata backend for ``type: huggingface`` datasets, else None."""
     if dataset.type != HuggingfaceBackend.name or not isinstance(storage, HuggingfaceBackend):
         return None
+    if dataset.dataset_type == "audio":  # the core's media scan lists the audio cells
+        return None
     from databackend_huggingface.metadata import HuggingfaceMetadataBackend
 
     return HuggingfaceMetadataBackend(dataset, storage, context)

@@ -36,11 +36,12 @@ SHARED_KEYS = ("split", "revision", "image_column", "caption_column", "fallback_
                "filter_function")
 #: SimpleTuner keys of the block that databackend reads.
 BLOCK_KEYS = frozenset({*SHARED_KEYS, "composite_image_config", "filter_func", "quality_column",
-                        "description_column", "file_extension"})
+                        "description_column", "file_extension",
+                        # audio datasets (docs/audio.md)
+                        "audio_column", "lyrics_column", "audio_caption_fields"})
 #: SimpleTuner keys of the block that are accepted and ignored (video/audio datasets, eager load).
 IGNORED_BLOCK_KEYS = frozenset({"auto_load", "num_frames_column", "fps_column", "bbox_column",
-                                "lyrics_column", "audio_caption_fields", "video_column",
-                                "audio_column"})
+                                "video_column"})
 _FILTER_KEYS = frozenset({"collection", "collection_column", "quality_thresholds",
                           "quality_column", "min_width", "min_height", "function"})
 _COMPOSITE_KEYS = frozenset({"enabled", "image_count", "select_index"})
@@ -140,11 +141,18 @@ class HFSettings:
     file_extension: str = "jpg"
     composite: CompositeSettings = CompositeSettings()
     filters: FilterSettings = FilterSettings()
+    #: audio datasets: the audio column (its cells are the samples), the lyrics columns (the
+    #: first non-empty one wins) and the columns joined into a caption when the caption
+    #: columns are empty (SimpleTuner's keys of the ``huggingface`` block)
+    audio_column: str | None = None
+    lyrics_columns: tuple[str, ...] = ("lyrics", "norm_lyrics")
+    audio_caption_fields: tuple[str, ...] = ("prompt", "tags")
 
     @property
     def source_column(self) -> str:
-        """The column the sample images come from (the composite column when set)."""
-        return self.composite.column or self.image_column
+        """The column the samples come from (the composite column, else the audio column
+        when set, else the image column)."""
+        return self.composite.column or self.audio_column or self.image_column
 
     @property
     def has_size_columns(self) -> bool:
@@ -234,8 +242,18 @@ class HuggingfaceConfig:
             width_column=self.value("width_column"), height_column=self.value("height_column"),
             cache_dir=self.value("cache_dir"), streaming=bool(self.value("streaming", False)),
             num_proc=self.value("num_proc"),
-            file_extension=str(block.get("file_extension") or "jpg").lstrip("."),
-            composite=self._composite(), filters=self._filters())
+            file_extension=str(block.get("file_extension")
+                               or ("wav" if block.get("audio_column") else "jpg")).lstrip("."),
+            composite=self._composite(), filters=self._filters(), **self._audio())
+
+    def _audio(self) -> dict[str, Any]:
+        block = self._block()
+        out: dict[str, Any] = {"audio_column": block.get("audio_column")}
+        if block.get("lyrics_column"):
+            out["lyrics_columns"] = (block["lyrics_column"],)
+        if block.get("audio_caption_fields") is not None:
+            out["audio_caption_fields"] = tuple(block["audio_caption_fields"])
+        return out
 
     def _composite(self) -> CompositeSettings:
         cfg = dict(self._block().get("composite_image_config") or {})
@@ -288,7 +306,8 @@ class HuggingfaceConfig:
             out.append(f"`huggingface.{key}`: unknown key{hint}")
         for key in ("split", "revision", "image_column", "fallback_caption_column",
                     "width_column", "height_column", "composite_image_column", "cache_dir",
-                    "filter_function", "quality_column", "description_column", "file_extension"):
+                    "filter_function", "quality_column", "description_column", "file_extension",
+                    "audio_column", "lyrics_column"):
             value = self._block().get(key)
             if value is not None and not isinstance(value, str):
                 out.append(f"`huggingface.{key}` must be a string; got {value!r}")
@@ -304,6 +323,10 @@ class HuggingfaceConfig:
         width, height = self.value("width_column"), self.value("height_column")
         if bool(width) != bool(height):
             out.append("`width_column` and `height_column` must be given together")
+        fields = self._block().get("audio_caption_fields")
+        if fields is not None and not (fields == [] or _is_str_list(fields)):
+            out.append(f"`huggingface.audio_caption_fields` must be a list of column names; "
+                       f"got {fields!r}")
         for key in ("split", "image_column"):
             value = self.value(key)
             if isinstance(value, str) and not value.strip():
