@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import pluggy
 
+from databackend.audio.s2v import attach_s2v, is_attached
 from databackend.build import build_metadata, build_storage
 from databackend.caches import (
     CacheRun,
@@ -65,7 +66,7 @@ __all__ = ["SAMPLED_TYPES", "ConfigSource", "DataBackendFactory"]
 log = logging.getLogger(__name__)
 
 #: Dataset types the runtime draws training batches from.
-SAMPLED_TYPES = ("image", "video")
+SAMPLED_TYPES = ("image", "video", "audio")
 
 ConfigSource = str | os.PathLike[str] | Sequence[Mapping[str, Any]] | DataPlan
 StrategySpec = str | SamplingStrategy | type[SamplingStrategy]
@@ -270,13 +271,16 @@ class DataBackendFactory:
 
     def _build_samplers(self, details: dict[str, Any]) -> None:
         plan, _ = self._ctx()
-        datasets = []
+        datasets, sources = [], {}
         for dataset in self._enabled():
             if dataset.dataset_type not in SAMPLED_TYPES:
                 log.info("dataset %r (%s) is not sampled for training", dataset.id,
                          dataset.dataset_type)
                 continue
-            datasets.append(self._runtime_dataset(dataset, self.dataset_source(dataset)))
+            sources[dataset.id] = self.dataset_source(dataset)
+        for dataset in self._enabled():  # audio paired with video rides in its batches
+            if dataset.id in sources and not is_attached(plan, dataset):
+                datasets.append(self._runtime_dataset(dataset, attach_s2v(dataset, sources)))
         try:
             self._runtime = make_runtime(
                 datasets, self._strategy(), policy=self.options.sampling_policy,
@@ -305,9 +309,11 @@ class DataBackendFactory:
         assert self.conditioning is not None
         paired = self.conditioning.paired_buckets(
             dataset.id, buckets if buckets is not None else index.buckets())
-        source = CachedSource(dataset.id, index, self.latent_caches[dataset.id], texts,
-                              seed=self.options.seed,
-                              buckets=paired if paired is not None else buckets)
+        extra = {"first_frames": self.first_frame_caches.get(dataset.id)} if is_media(dataset) \
+            else {}
+        source = _source_class(dataset)(dataset.id, index, self.latent_caches[dataset.id], texts,
+                                        seed=self.options.seed,
+                                        buckets=paired if paired is not None else buckets, **extra)
         encoder, identity = _encoder_and_identity(self.image_encoder)
         return self.conditioning.wrap(dataset.id, source, self.metadata, encoder, identity)
 
@@ -475,6 +481,10 @@ class DataBackendFactory:
 
 def _source_class(dataset: ImageBackendConfig) -> type[CachedSource]:
     """The runtime source of a dataset: media sources add the video batch values."""
+    if dataset.dataset_type == "audio":  # docs/audio.md
+        from databackend.audio.source import AudioSource
+
+        return AudioSource
     if is_media(dataset):
         from databackend.media.source import MediaSource
 

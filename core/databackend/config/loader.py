@@ -20,6 +20,8 @@ import attrs
 
 from databackend.conditioning import config as conditioning_config
 from databackend.conditioning.expand import expand_generators
+from databackend.audio.config import AudioBackendConfig
+from databackend.audio.s2v import fill_keeping_lyrics_format, inject_s2v_audio
 from databackend.config import depsort, rules
 from databackend.config.converter import make_converter, structure_errors
 from databackend.config.keys import ALIASES, UNIMPLEMENTED_KEYS
@@ -43,9 +45,10 @@ KIND_CLASSES: dict[str, type[BaseBackendConfig]] = {
     **dict.fromkeys(ImageBackendConfig.KINDS, ImageBackendConfig),
     "text_embeds": TextEmbedBackendConfig,
     "image_embeds": ImageEmbedBackendConfig,
+    **dict.fromkeys(AudioBackendConfig.KINDS, AudioBackendConfig),
 }
 #: SimpleTuner dataset types that databackend does not handle yet.
-UNSUPPORTED_KINDS = ("audio", "caption", "conditioning_image_embeds", "distillation_cache",
+UNSUPPORTED_KINDS = ("caption", "conditioning_image_embeds", "distillation_cache",
                      "grounding")
 
 
@@ -244,12 +247,14 @@ def parse_entries(raw: Any, registry: PluginRegistry, opts: FactoryOptions, *,
     warnings: list[str] = []
     disabled = 0
     raw = expand_generators(raw, registry, opts, problems, warnings)  # conditioning blocks
+    raw = inject_s2v_audio(raw)  # video sets with an `audio` block get their audio set
     for index, item in enumerate(raw):
         if isinstance(item, dict) and (item.get("disabled") is True or item.get("disable") is True):
             disabled += 1
             continue
         label = f"dataset {item.get('id')!r}" if isinstance(item, dict) else f"entry #{index}"
-        filled = fill_variables(item, _variables(item, opts, variables or {}), label, problems)
+        filled = fill_keeping_lyrics_format(item, _variables(item, opts, variables or {}),
+                                            label, problems)
         config, found = parse_entry(filled, index, registry, opts, warnings)
         problems += found
         if config is not None:

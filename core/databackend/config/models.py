@@ -126,6 +126,15 @@ class ImageBackendConfig(BaseBackendConfig):
     conditioning_config: dict[str, Any] | None = None  #: the generator spec of such an entry
     # media (docs/video.md): the `video` block, checked by databackend.media.videoconfig
     video: dict[str, Any] | None = None
+    # audio (docs/audio.md): the ``audio`` block, and audio datasets paired with a video set
+    audio: dict[str, Any] | None = None
+    s2v_datasets: Any = None
+
+    @property
+    def s2v_ids(self) -> list[str]:
+        """``s2v_datasets`` as a list."""
+        value = self.s2v_datasets
+        return [] if value is None else [value] if isinstance(value, str) else list(value)
 
     @property
     def conditioning_ids(self) -> list[str]:

@@ -7,6 +7,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 
 from databackend.config import limits
+from databackend.audio.config import audio_reference_problems, check_audio
 from databackend.config.models import (
     BaseBackendConfig,
     ImageBackendConfig,
@@ -123,6 +124,7 @@ def check_dataset(entry: BaseBackendConfig, opts: FactoryOptions) -> list[str]:
     if isinstance(entry, ImageBackendConfig):
         out += _geometry(entry, opts) + _sampling(entry) + _captions(entry)
         out += _media(entry, opts)
+    out += check_audio(entry)
     check = getattr(entry.storage, "problems", None)
     if callable(check):
         out += list(check())
@@ -164,6 +166,7 @@ def check_references(entries: Sequence[BaseBackendConfig]) -> list[str]:
     vae_dirs = Counter(d.cache_dir_vae for d in datasets if d.cache_dir_vae)
     out += [f"`cache_dir_vae` {p!r} is used by {n} datasets; each needs its own"
             for p, n in vae_dirs.items() if n > 1]
+    out += audio_reference_problems(entries)
     starts = [d for d in datasets if d.dataset_type != "eval"]
     if starts and not any(d.start_epoch <= 1 and d.start_step <= 1 for d in starts):
         out.append("no dataset is active at the start (every one has start_epoch > 1 or "

@@ -124,8 +124,14 @@ def _video_probe(source: ProbeSource) -> MediaInfo:
     return probe_video(source)
 
 
+def _audio_probe(source: ProbeSource) -> MediaInfo:
+    from databackend.audio.probe import probe_audio
+
+    return probe_audio(source)
+
+
 #: The built-in probes.
-DEFAULT_PROBES = ProbeRegistry({"video": _video_probe})
+DEFAULT_PROBES = ProbeRegistry({"video": _video_probe, "audio": _audio_probe})
 
 
 def classify_failure(exc: BaseException, source: ProbeSource) -> Exception:

@@ -13,7 +13,7 @@ import logging
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 from databackend.errors import StorageError
 from databackend.media.probe import ProbeRegistry, ProbeSource, probe_local, probe_ranged
@@ -32,9 +32,10 @@ Outcome = tuple[str, MediaInfo | None]
 
 def _source(storage: StorageBackend, key: str, size: int) -> ProbeSource:
     local = storage.local_path(key)
-    if local is not None:
-        return probe_local(local, key)
-    if size <= 0:  # unknown to the listing (e.g. path cells of a table): ask the storage
+    if local is not None:  # the listed size spares a stat per file
+        return ProbeSource(key, size, _opener(local), local) if size >= 0 else \
+            probe_local(local, key)
+    if size <= 0:  # unknown to the listing (e.g. path cells of a table)
         size = storage.stat(key).size
     if size < 0:  # the storage cannot say (e.g. csv URLs): read the file once, probe in memory
         data = storage.read(key)
@@ -45,6 +46,10 @@ def _source(storage: StorageBackend, key: str, size: int) -> ProbeSource:
         return storage.read_range(key, at, n)
 
     return probe_ranged(read_at, key, size)
+
+
+def _opener(path: str) -> Callable[[], BinaryIO]:
+    return lambda: open(path, "rb")
 
 
 def probe_one(storage: StorageBackend, registry: ProbeRegistry, kind: str, key: str,
@@ -84,11 +89,17 @@ def probe_files(storage: StorageBackend, registry: ProbeRegistry, kind: str,
             todo.append(k)
     local = bool(files) and storage.local_path(files[0][0]) is not None
     threads = workers or (min(4, os.cpu_count() or 1) if local else storage.io_concurrency)
-    with ThreadPoolExecutor(max(1, threads), thread_name_prefix="databackend-media") as pool:
-        found = pool.map(lambda k: probe_one(storage, registry, kind, files[k][0], files[k][1]),
-                         todo)
-        for k, outcome in zip(todo, found, strict=True):
-            out[k] = outcome
+    def run(chunk: list[int]) -> list[Outcome]:
+        """Probe a chunk of files (one task per chunk: little pool overhead per file)."""
+        return [probe_one(storage, registry, kind, files[k][0], files[k][1]) for k in chunk]
+
+    threads = max(1, threads)
+    size = max(1, min(64, -(-len(todo) // (threads * 4))))
+    chunks = [todo[n:n + size] for n in range(0, len(todo), size)]
+    with ThreadPoolExecutor(threads, thread_name_prefix="databackend-media") as pool:
+        for chunk, found in zip(chunks, pool.map(run, chunks), strict=True):
+            for k, outcome in zip(chunk, found, strict=True):
+                out[k] = outcome
             if on_done is not None:
-                on_done(1)
+                on_done(len(chunk))
     return [o if o is not None else ("unreadable", None) for o in out], len(todo)

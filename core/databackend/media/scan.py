@@ -146,9 +146,13 @@ class MediaScan:
         plan = self.b.spec.plan(info, key, self.b.settings.seed)
         if plan.reason is not None:
             return [REASON_CODES[plan.reason], info.width, info.height, *EMPTY_GEOMETRY], 0.0, None
-        ints, aspect = place(info.width, info.height, key, self.b.params, self.b.settings.seed)
         window = plan.window
         assert window is not None
+        if not self.b.spec.spatial:  # e.g. audio: the kind's own sizes, its own bucket key
+            (ow, oh), (tw, th) = plan.sizes or ((0, 0), (0, 0))
+            where = (window.start, window.length, window.stride)
+            return [0, ow, oh, tw, th, tw, th, 0, 0, -1, -1], 1.0, (where, tuple(plan.bucket))
+        ints, aspect = place(info.width, info.height, key, self.b.params, self.b.settings.seed)
         bucket = (ints[3], ints[4], *plan.bucket)
         return list(ints), aspect, ((window.start, window.length, window.stride), bucket)
 

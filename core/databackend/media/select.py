@@ -17,6 +17,10 @@ __all__ = ["is_media", "media_spec_for"]
 def media_spec_for(dataset: ImageBackendConfig, options: FactoryOptions) -> MediaKindSpec | None:
     """The spec of a media dataset (``dataset_type: video``, or a conditioning set with a
     ``video`` block); None for image datasets."""
+    if dataset.dataset_type == "audio":  # docs/audio.md
+        from databackend.audio.spec import audio_spec_for
+
+        return audio_spec_for(dataset, options)
     video = getattr(dataset, "video", None)
     if dataset.dataset_type == "video" or video is not None:
         settings = VideoSettings.from_block(video, framerate=options.framerate,
@@ -27,4 +31,5 @@ def media_spec_for(dataset: ImageBackendConfig, options: FactoryOptions) -> Medi
 
 def is_media(dataset: ImageBackendConfig) -> bool:
     """Whether the dataset is scanned and cached as media."""
-    return dataset.dataset_type == "video" or getattr(dataset, "video", None) is not None
+    return dataset.dataset_type in ("video", "audio") or \
+        getattr(dataset, "video", None) is not None

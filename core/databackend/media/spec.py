@@ -30,6 +30,9 @@ class MediaPlan:
     reason: str | None
     bucket: tuple[int, ...] = ()
     window: Window | None = None
+    #: kinds that are not ``spatial``: the whole bucket key is ``bucket``, and these
+    #: ``(original, target)`` size pairs stand in the index where images keep pixel sizes
+    sizes: tuple[tuple[int, int], tuple[int, int]] | None = None
 
 
 class MediaKindSpec(Protocol):

@@ -25,9 +25,10 @@ __all__ = ["media_encoder", "open_media_caches", "precompute_media", "reference_
 
 def reference_media_encoders(given: Mapping[str, Any] | None) -> dict[str, Any]:
     """``given`` with the CPU stand-ins for every kind it lacks."""
+    from databackend.audio.encoders import ReferenceAudioEncoder
     from databackend.media.encoders import ReferenceVideoVAE
 
-    return {"video": ReferenceVideoVAE(), **dict(given or {})}
+    return {"video": ReferenceVideoVAE(), "audio": ReferenceAudioEncoder(), **dict(given or {})}
 
 
 def media_encoder(dataset: ImageBackendConfig, context: BuildContext,
@@ -57,6 +58,13 @@ def open_media_caches(plan: DataPlan, dataset: ImageBackendConfig, metadata: Any
                                   first_frame=first_frame)
         assert isinstance(cache, MediaLatentCache)
         return cache
+
+    if metadata.spec.kind == "audio":  # docs/audio.md
+        from databackend.audio.cache import AudioLatentCache
+
+        return open_latent_cache(plan, dataset, metadata, context, encoder,  # type: ignore[return-value]
+                                 identity=identity, batch_size=max(batch_size, 8),
+                                 cache_class=AudioLatentCache), None
 
     i2v = bool(getattr(metadata.spec, "settings", None) and metadata.spec.settings.is_i2v)
     return make(False), make(True) if i2v else None

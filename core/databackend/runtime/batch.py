@@ -17,6 +17,7 @@ import torch
 from databackend.conditioning.entry import ConditioningEntry
 
 if TYPE_CHECKING:
+    from databackend.audio.batch import AudioBatch
     from databackend.media.batch import VideoBatch
 
 __all__ = ["Batch", "DatasetSource", "Sample", "collate", "stack_batch"]
@@ -84,6 +85,8 @@ class Batch:
     conditioning: tuple[ConditioningEntry, ...] = ()
     #: video datasets: frame counts, fps, windows, i2v first-frame latents (docs/video.md)
     video: VideoBatch | None = None
+    #: audio datasets and the s2v audio of video batches (docs/audio.md)
+    audio: AudioBatch | None = None
 
     def __len__(self) -> int:
         return len(self.sample_ids)
@@ -113,7 +116,8 @@ class Batch:
             original_sizes=move(self.original_sizes), crop_coords=move(self.crop_coords),
             target_sizes=move(self.target_sizes),
             conditioning=tuple(c.map(move) for c in self.conditioning),
-            video=None if self.video is None else self.video.map(move))
+            video=None if self.video is None else self.video.map(move),
+            audio=None if self.audio is None else self.audio.map(move))
 
 
 def _stack_embeds(embeds: Sequence[Mapping[str, torch.Tensor]]) -> dict[str, torch.Tensor]:

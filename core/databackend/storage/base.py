@@ -112,6 +112,12 @@ class StorageBackend(ABC):
         """
         return None
 
+    def lyrics(self, path: str) -> str | None:
+        """Lyrics of an audio sample held by the storage itself (a table column, e.g. the
+        Hugging Face ``lyrics_column``); None when it holds none, the default. Sidecar lyrics
+        files are read by the core (docs/audio.md)."""
+        return None
+
     def local_path(self, path: str) -> str | None:
         """The path on the local filesystem, if the file is local (enables zero-copy readers)."""
         return None

@@ -74,6 +74,8 @@ def databackend_make_metadata_backend(dataset: ImageBackendConfig, storage: Stor
     if dataset.dataset_type == "video" or getattr(dataset, "video", None) is not None:
         _check_video(dataset, storage)
         return None
+    if dataset.dataset_type == "audio":  # the core's media scan lists the audio cells
+        return None
     from databackend_huggingface.metadata import HuggingfaceMetadataBackend
 
     return HuggingfaceMetadataBackend(dataset, storage, context)

@@ -209,7 +209,37 @@ class HuggingfaceBackend(StorageBackend):
         cols = sorted({c.split(".")[0] for _, c in picker.all_columns([tile])})
         table = self._arrow_view().select_columns(cols)[row] if cols else pa.table({})
         caps = picker.raw(table, [row], tile)[0] if cols else ()
+        if not caps and self.settings.audio_column:
+            caps = self._joined_fields(row)
         return None if not caps else caps[0] if len(caps) == 1 else list(caps)
+
+    def _cells(self, row: int, columns: Iterable[str]) -> builtins.list[str]:
+        """The non-empty text cells of ``columns`` (those the dataset has) in ``row``."""
+        present = [c for c in columns if c in self._arrow_view().column_names]
+        if not present:
+            return []
+        table = self._arrow_view().select_columns(present)[row]
+        values = table.to_pylist()[0] if hasattr(table, "to_pylist") else dict(table)
+        out = []
+        for column in present:
+            value = values.get(column)
+            if isinstance(value, builtins.list):
+                value = ", ".join(str(v) for v in value if v)
+            if value is not None and str(value).strip():
+                out.append(str(value).strip())
+        return out
+
+    def _joined_fields(self, row: int) -> tuple[str, ...]:
+        """SimpleTuner's audio caption: ``audio_caption_fields`` joined (``, ``)."""
+        parts = self._cells(row, self.settings.audio_caption_fields)
+        return (", ".join(parts),) if parts else ()
+
+    def lyrics(self, path: str) -> str | None:
+        """The first non-empty lyrics column of the sample's row (audio datasets)."""
+        if self.streaming or not self.settings.audio_column:
+            return None
+        found = self._cells(self._row_of(path), self.settings.lyrics_columns)
+        return found[0] if found else None
 
     def describe(self) -> str:
         """``huggingface:{name}[@revision]/{split}`` (plus ``streaming``)."""

@@ -1,0 +1,74 @@
+"""The audio kind of the shared media scan: filters, duration buckets and crop windows.
+
+:class:`AudioSpec` is the :class:`~databackend.media.spec.MediaKindSpec` of audio datasets
+(``spatial`` false: no image geometry). Per probed clip it decides the skip reason
+(``too_short``/``too_long``), the bucket (:mod:`databackend.audio.buckets`, keyed
+``(milliseconds, 1)``, printed ``6s``), the window of the bucket's length in native samples
+(``truncation_mode``; ``random`` a pure function of the seed and the clip's path), and the
+sizes the index keeps: original ``(samples, channels)`` and target ``(bucket samples,
+channels)``, as SimpleTuner's placeholders.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import TYPE_CHECKING
+
+import attrs
+
+from databackend.audio.buckets import bucket_key, bucket_name, bucket_seconds, crop_window, filter_reason
+from databackend.audio.config import settings_of
+from databackend.audio.settings import AudioSettings
+from databackend.media.kinds import extensions_for
+from databackend.media.record import MediaInfo
+from databackend.media.spec import MediaPlan
+
+if TYPE_CHECKING:
+    from databackend.config.models import ImageBackendConfig
+    from databackend.options import FactoryOptions
+
+__all__ = ["AudioSpec", "audio_spec_for"]
+
+
+@attrs.frozen
+class AudioSpec:
+    """The audio kind (see the module docstring)."""
+
+    settings: AudioSettings
+    kind: str = "audio"
+    spatial: bool = False
+
+    def extensions(self) -> frozenset[str]:
+        """The reference's audio extensions; its video ones for ``source_from_video``."""
+        return extensions_for("video" if self.settings.source_from_video else "audio")
+
+    def fingerprint(self) -> str:
+        """A hash of the audio settings that change a plan."""
+        doc = {"kind": self.kind, **self.settings.fingerprint_doc(),
+               "truncation_mode": self.settings.truncation_mode}
+        return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
+
+    def plan(self, info: MediaInfo, key: str, seed: int) -> MediaPlan:
+        """Filter by duration, bucket, and place the window (see the module docstring)."""
+        s = self.settings
+        if info.samples <= 0 or info.sample_rate <= 0:
+            return MediaPlan("corrupt")
+        reason = filter_reason(info.duration, minimum=s.min_duration_seconds,
+                               maximum=s.max_duration_seconds)
+        if reason is not None:
+            return MediaPlan(reason)
+        seconds = bucket_seconds(info.duration, s.duration_interval)
+        target = round(seconds * info.sample_rate)
+        window = crop_window(info.samples, target, s.truncation_mode, seed=seed, key=key)
+        return MediaPlan(None, bucket_key(seconds), window,
+                         sizes=((info.samples, info.channels), (target, info.channels)))
+
+    def bucket_label(self, bucket: tuple[int, ...]) -> str:
+        """SimpleTuner's key: ``6s``, ``7.4s``."""
+        return bucket_name(bucket[0] / 1000)
+
+
+def audio_spec_for(dataset: ImageBackendConfig, options: FactoryOptions) -> AudioSpec:
+    """The spec of an audio dataset (its ``audio`` block and top-level aliases)."""
+    return AudioSpec(settings_of(dataset))

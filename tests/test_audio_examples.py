@@ -1,0 +1,74 @@
+"""The example audio configs (tests/configs/audio, shaped like the reference's: music at
+44.1 kHz stereo with duration intervals, speech with lyrics, video with attached audio)
+validate and run one epoch with the stand-in encoders."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from audiofiles import write_av_audio, write_soundfile, write_video_with_audio
+
+from databackend.audio.encoders import ReferenceAudioEncoder
+from databackend.factory import DataBackendFactory
+
+CONFIGS = Path(__file__).parent / "configs" / "audio"
+
+
+def load(name: str, data: Path) -> list[dict[str, Any]]:
+    return json.loads((CONFIGS / name).read_text().replace("{data}", str(data)))  # type: ignore[no-any-return]
+
+
+def run(config: list[dict[str, Any]], out: Path, family: str, **kw: Any) -> tuple[Any, list[Any]]:
+    f = DataBackendFactory(config, use_reference_encoders=True, seed=1, max_epochs=1,
+                           options={"output_dir": str(out), "model_family": family,
+                                    "resolution": 64, "resolution_type": "pixel"}, **kw)
+    batches = list(f.build().iterator(prefetch=False))
+    f.close()
+    return f, batches
+
+
+def test_music_44k_stereo(tmp_path: Path) -> None:
+    data = tmp_path / "music"
+    for n, (sec, rate, ch) in enumerate([(4.5, 44100, 2), (5.1, 48000, 2), (2.2, 22050, 1)]):
+        write_soundfile(data / f"song{n}.flac", sec, rate, ch, seed=n)
+        (data / f"song{n}.txt").write_text(f"an upbeat song {n}")
+    encoder = ReferenceAudioEncoder(44100, 2, hop=882, dim=8)
+    _, batches = run(load("music.json", data), tmp_path / "out", "minimaxmusic",
+                     media_encoders={"audio": encoder})
+    assert sorted(len(b) for b in batches) == [1, 1, 1]  # train_batch_size 1
+    shapes = {b.sample_ids[0].split(":")[1]: tuple(b.latents.shape) for b in batches}
+    assert shapes == {"song0.flac": (1, 8, 200), "song1.flac": (1, 8, 200),  # 4 s buckets
+                      "song2.flac": (1, 8, 100)}  # 2 s
+    assert (tmp_path / "out" / "cache" / "audio" / "vae" / "minimaxmusic").is_dir()
+
+
+def test_speech_with_lyrics(tmp_path: Path) -> None:
+    data = tmp_path / "speech"
+    for n, sec in enumerate([0.6, 3.5, 7.0]):
+        write_av_audio(data / f"line{n}.mp3", sec, 16000, 1, seed=n)
+        (data / f"line{n}.txt").write_text(f"a voice {n}")
+    (data / "line1.lyrics").write_text("hello there\n")
+    f, batches = run(load("speech.json", data), tmp_path / "out", "acestep")
+    assert f.metadata["acestep-speech"].report.skipped == {"too_short": 1}
+    lyrics = {b.sample_ids[0]: b.audio.lyrics[0] for b in batches}
+    assert lyrics == {"acestep-speech:line1.mp3": "hello there",
+                      "acestep-speech:line2.mp3": None}
+
+
+def test_video_with_attached_audio(tmp_path: Path) -> None:
+    data = tmp_path / "drums"
+    for n, sec in enumerate([2.0, 2.0, 3.0]):
+        write_video_with_audio(data / f"take{n}.mp4", sec, fps=8, seed=n)
+        (data / f"take{n}.txt").write_text(f"drumming {n}")
+    config = load("video.json", data)
+    config[0].update(resolution=64, resolution_type="pixel")  # small frames: a fast test
+    f, batches = run(config, tmp_path / "out", "wan")
+    assert [d.id for d in f.runtime.datasets] == ["drumming"]  # the audio rides along
+    assert f.metadata["drumming_audio"].report.counts["kept"] == 3
+    for b in batches:
+        assert b.video is not None and b.audio is not None
+        assert b.audio.mask is not None and b.audio.mask.tolist() == [1] * len(b)
+        assert b.audio.latents is not None and b.audio.latents.shape[0] == len(b)
+        assert (b.audio.lengths > 0).all()
