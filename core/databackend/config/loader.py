@@ -18,10 +18,10 @@ from typing import Any
 
 import attrs
 
-from databackend.conditioning import config as conditioning_config
-from databackend.conditioning.expand import expand_generators
 from databackend.audio.config import AudioBackendConfig
 from databackend.audio.s2v import fill_keeping_lyrics_format, inject_s2v_audio
+from databackend.conditioning import config as conditioning_config
+from databackend.conditioning.expand import expand_generators
 from databackend.config import depsort, rules
 from databackend.config.converter import make_converter, structure_errors
 from databackend.config.keys import ALIASES, UNIMPLEMENTED_KEYS
@@ -32,7 +32,7 @@ from databackend.config.models import (
     TextEmbedBackendConfig,
 )
 from databackend.config.plan import DataPlan
-from databackend.config.variables import fill_variables, mask_env_values
+from databackend.config.variables import mask_env_values
 from databackend.errors import ConfigError
 from databackend.options import FactoryOptions
 from databackend.registry import PluginRegistry, missing_backend_message

@@ -6,8 +6,8 @@ import difflib
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
-from databackend.config import limits
 from databackend.audio.config import audio_reference_problems, check_audio
+from databackend.config import limits
 from databackend.config.models import (
     BaseBackendConfig,
     ImageBackendConfig,
