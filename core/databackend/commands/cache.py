@@ -12,18 +12,19 @@ import argparse
 from typing import Any
 
 from databackend.commands.common import add_config_arguments, load_plan
+from databackend.commands.encoder_options import add_encoder_arguments, encoder_options
 from databackend.errors import ConfigError
 
 __all__ = ["register"]
 
 
-def _encoder(spec: str | None, kind: str) -> Any:
+def _encoder(spec: str | None, kind: str, args: Any = None) -> Any:
     from databackend.caches import encoders
 
     if spec is None:
         return encoders.ReferenceTextEncoder() if kind == "text" else encoders.ReferenceVAE()
     try:
-        encoder = encoders.load_encoder(spec)
+        encoder = encoders.load_encoder(spec, kind, **encoder_options(args, kind))
     except (ValueError, ImportError, AttributeError) as exc:
         raise ConfigError([f"--{kind}-encoder {spec!r}: {exc}"]) from exc
     protocol = encoders.TextEncoder if kind == "text" else encoders.ImageEncoder
@@ -49,8 +50,8 @@ def _run(args: argparse.Namespace) -> int:
 
     plan, context = load_plan(args)
     context = attrs.evolve(context, rank=args.rank, world_size=args.world_size)
-    text_encoder, image_encoder = _encoder(args.text_encoder, "text"), _encoder(
-        args.image_encoder, "image")
+    text_encoder, image_encoder = _encoder(args.text_encoder, "text", args), _encoder(
+        args.image_encoder, "image", args)
     progress = False if args.no_progress else None
     runs = precompute_plan(plan, context, text_encoder=text_encoder, image_encoder=image_encoder,
                            progress=progress, batch_size=args.batch_size,
@@ -62,6 +63,11 @@ def _run(args: argparse.Namespace) -> int:
     encoded = sum(r.report.encoded for r in runs)
     cached = sum(r.report.cached for r in runs)
     failed = sum(len(r.report.failed) for r in runs)
+    for r in runs:
+        if r.kind == "latents" and r.report.encoded:
+            print(f"  {r.name}: {r.report.per_second:.1f} images/s, encoder busy "
+                  f"{100 * r.report.busy_fraction:.0f}%, waited "
+                  f"{r.report.wait_seconds:.1f}s, {r.report.oom_retries} OOM retries")
     print(f"{'FAILED' if failed else 'OK'}: {encoded} encoded, {cached} already cached, "
           f"{failed} failed")
     return 1 if failed else 0
@@ -71,13 +77,16 @@ def register(sub: Any) -> None:
     """Add the ``cache`` subcommand."""
     parser = sub.add_parser("cache", help="fill the text-embedding and VAE latent caches")
     add_config_arguments(parser)
-    parser.add_argument("--text-encoder", metavar="MODULE:CALLABLE",
-                        help="text encoder factory (default: the reference stand-in)")
-    parser.add_argument("--image-encoder", metavar="MODULE:CALLABLE",
-                        help="image encoder (VAE) factory (default: the reference stand-in)")
+    parser.add_argument("--text-encoder", metavar="PATH|MODULE:CALLABLE",
+                        help="text encoder: a model folder or a factory (default: the "
+                        "reference stand-in)")
+    parser.add_argument("--image-encoder", metavar="PATH|MODULE:CALLABLE",
+                        help="image encoder (VAE): a model folder or a factory (default: the "
+                        "reference stand-in)")
     parser.add_argument("--batch-size", type=int, default=8, help="images per VAE call")
     parser.add_argument("--text-batch-size", type=int, default=32, help="captions per call")
     parser.add_argument("--rank", type=int, default=0, help="this process's rank")
     parser.add_argument("--world-size", type=int, default=1, help="number of processes")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_encoder_arguments(parser)
     parser.set_defaults(func=_run)

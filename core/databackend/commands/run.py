@@ -17,13 +17,16 @@ from typing import Any
 
 from databackend.caches import load_encoder
 from databackend.commands.common import add_config_arguments, parse_pairs
+from databackend.commands.encoder_options import add_encoder_arguments, encoder_options
 from databackend.options import FactoryOptions
 
 __all__ = ["format_summary", "register", "run_job"]
 
 
-def _encoder(spec: str | None) -> Any:
-    return load_encoder(spec) if spec else None
+def _encoder(spec: str | None, kind: str | None = None, args: Any = None) -> Any:
+    if not spec:
+        return None
+    return load_encoder(spec, kind, **(encoder_options(args, kind or "") if args else {}))
 
 
 def run_job(config: str, *, steps: int, options: FactoryOptions,
@@ -116,8 +119,8 @@ def _run(args: argparse.Namespace) -> int:
     options = FactoryOptions.from_mapping(parse_pairs(args.option, "--option"))
     summary = run_job(args.config, steps=args.steps, options=options,
                       variables=parse_pairs(args.var, "--var"),
-                      text_encoder=_encoder(args.text_encoder),
-                      image_encoder=_encoder(args.image_encoder),
+                      text_encoder=_encoder(args.text_encoder, "text", args),
+                      image_encoder=_encoder(args.image_encoder, "image", args),
                       progress=False if args.no_progress else None,
                       queue_size=0 if args.no_prefetch else args.queue_size)
     _print(summary, args.json)
@@ -155,6 +158,7 @@ def register(sub: Any) -> None:
                         help="image (VAE) encoder to fill missing caches (default: reference)")
     parser.add_argument("--queue-size", type=int, default=10, help="prefetch queue length")
     parser.add_argument("--no-prefetch", action="store_true", help="build batches inline")
+    add_encoder_arguments(parser)
     parser.set_defaults(func=_run)
     demo = sub.add_parser("demo", help="generate a sample dataset and config, then run it")
     demo.add_argument("--dir", help="where to put the demo (default: a folder in the temp dir)")
