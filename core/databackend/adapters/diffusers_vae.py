@@ -68,7 +68,9 @@ class DiffusersVAE:
             raise ValueError(f"mode must be one of {_MODES}; got {mode!r}")
         if isinstance(dtype, str):
             dtype = getattr(torch, dtype)
-        self.vae = vae.to(device=device, dtype=dtype).eval()
+        if device is not None or dtype is not None:
+            vae = vae.to(device=device, dtype=dtype)
+        self.vae = vae.eval()
         if slicing:
             vae.enable_slicing()
         if tiling:

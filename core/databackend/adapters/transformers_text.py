@@ -62,7 +62,9 @@ class TransformersTextEncoder:
             raise ValueError(f"pooled must be one of {_POOLED}; got {pooled!r}")
         if isinstance(dtype, str):
             dtype = getattr(torch, dtype)
-        self.tokenizer, self.model = tokenizer, model.to(device=device, dtype=dtype).eval()
+        if device is not None or dtype is not None:
+            model = model.to(device=device, dtype=dtype)
+        self.tokenizer, self.model = tokenizer, model.eval()
         limits = (getattr(tokenizer, "model_max_length", None),
                   getattr(model.config, "max_position_embeddings", None), 512)
         self.max_length = max_length or min(int(n) for n in limits if n)
