@@ -62,6 +62,8 @@ class PrecomputeReport:
     and written; ``failed`` lists ``(sample or caption, error)`` for items that could not be
     loaded. ``seconds`` is the wall time, ``encode_seconds`` the time inside the encoder.
     ``skipped`` names the flag that turned precompute off (``vae_cache_disable``), if any.
+    ``wait_seconds``: time the encoder side waited for decoded images (latents);
+    ``oom_retries``: out-of-memory errors that halved a batch.
     """
 
     total: int = 0
@@ -71,11 +73,23 @@ class PrecomputeReport:
     seconds: float = 0.0
     encode_seconds: float = 0.0
     skipped: str | None = None
+    wait_seconds: float = 0.0
+    oom_retries: int = 0
 
     @property
     def outside_share(self) -> float:
         """The share of wall time spent outside the encoder (0 when nothing ran)."""
         return 1.0 - self.encode_seconds / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def busy_fraction(self) -> float:
+        """The share of wall time spent inside the encoder (0 when nothing ran)."""
+        return self.encode_seconds / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def per_second(self) -> float:
+        """Items encoded per second of wall time."""
+        return self.encoded / self.seconds if self.seconds > 0 else 0.0
 
     def to_dict(self) -> dict[str, Any]:
         """The report as a plain dict."""

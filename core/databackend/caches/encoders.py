@@ -144,13 +144,24 @@ class ReferenceVAE:
         return torch.cat(out).to(self.dtype)
 
 
-def load_encoder(spec: str) -> Any:
-    """Resolve ``module:callable`` (``pkg.mod:Factory`` or ``pkg.mod:obj.attr``).
+def load_encoder(spec: str, kind: str | None = None, **options: Any) -> Any:
+    """Resolve a local model folder or ``module:callable`` (``pkg.mod:Factory`` or
+    ``pkg.mod:obj.attr``).
 
-    An object that already has an ``identity`` is returned as is; otherwise it is called with
-    no arguments and the result returned. Raises ``ValueError`` for a malformed spec and
+    A folder in the ``save_pretrained`` layout (``config.json`` or ``model_index.json``)
+    becomes an adapter (:func:`databackend.adapters.folders.load_folder`; ``kind`` is
+    ``"image"`` or ``"text"``, ``options`` such as ``dtype``, ``device``, ``mode`` go to it).
+    Otherwise an object that already has an ``identity`` is returned as is, or it is called
+    with no arguments and the result returned. Raises ``ValueError`` for a malformed spec and
     ``ImportError``/``AttributeError`` when it names nothing.
     """
+    from databackend.adapters.folders import is_model_folder, load_folder
+
+    if is_model_folder(spec):
+        if kind not in ("image", "text"):
+            raise ValueError(f"encoder folder {spec!r}: say whether it is an image or a text "
+                             "encoder (kind)")
+        return load_folder(spec, kind, **options)
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
         raise ValueError(f"encoder {spec!r} must look like module:callable")

@@ -57,10 +57,13 @@ def geometry_doc(geometry: SampleGeometry) -> list[Any]:
             geometry.crop_coordinates, geometry.downsample_size]
 
 
-def latent_key(encoder_identity: str, sample_key: str, geometry: SampleGeometry) -> str:
-    """The 64-hex-digit key of one sample's latent."""
-    return _digest(["latent", KEY_VERSION, GEOMETRY_VERSION, IMAGE_PIPELINE_VERSION,
-                    encoder_identity, sample_key, geometry_doc(geometry)])
+def latent_key(encoder_identity: str, sample_key: str, geometry: SampleGeometry, *,
+               pixels: str | None = None) -> str:
+    """The 64-hex-digit key of one sample's latent; ``pixels`` names a variant of the pixel
+    pipeline (``"draft"``: JPEG draft decoding) and is left out of the key when None."""
+    doc = ["latent", KEY_VERSION, GEOMETRY_VERSION, IMAGE_PIPELINE_VERSION,
+           encoder_identity, sample_key, geometry_doc(geometry)]
+    return _digest(doc if pixels is None else [*doc, pixels])
 
 
 def text_key(encoder_identity: str, caption: str) -> str:

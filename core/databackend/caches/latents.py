@@ -19,11 +19,10 @@ and the cache file.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections import deque
 from collections.abc import Iterable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from itertools import chain
 from typing import TYPE_CHECKING, Any
 
@@ -39,8 +38,11 @@ from databackend.caches.base import (
     shard,
     write_entries,
 )
+from databackend.caches.decode import draft_request
+from databackend.caches.fill import EncodeRunner, FillTimes
 from databackend.caches.format import EXTENSION
-from databackend.caches.imaging import SampleSource, batches_by_size, load_pixels, stack
+from databackend.caches.imaging import SampleSource, batches_by_size
+from databackend.caches.loaders import ThreadLoader, make_loader
 from databackend.errors import CacheError
 
 if TYPE_CHECKING:
@@ -95,6 +97,10 @@ class LatentCache(CacheBase):
     :param encoder: computes missing entries; None for a read-only cache, which then needs
         ``identity``.
     :param hash_filenames: file naming, see :mod:`databackend.caches.keys`.
+    :param workers: decoder processes for ``precompute`` (None: one per core for large fills,
+        threads for small ones; 0: threads only).
+    :param draft: allow JPEG draft decoding where the first resize target is at most half the
+        source (part of those samples' keys).
     """
 
     kind = "latent"
@@ -105,7 +111,7 @@ class LatentCache(CacheBase):
                  write_batch_size: int = 128, ondemand: bool = False, disable: bool = False,
                  clear_each_epoch: bool = False, batch_size: int = 8,
                  workers: int | None = None, read_workers: int = 1,
-                 name: str = "latents") -> None:
+                 name: str = "latents", draft: bool = True) -> None:
         """Bind the cache; raises ``ValueError`` when neither encoder nor identity is given."""
         super().__init__(storage, encoder=encoder, identity=identity, prefix=prefix,
                          compress=compress, write_batch_size=write_batch_size,
@@ -113,8 +119,9 @@ class LatentCache(CacheBase):
                          name=name)
         self.encoder: ImageEncoder | None = encoder
         self.source, self.hash_filenames, self.batch_size = source, hash_filenames, batch_size
-        self.workers = workers or min(8, os.cpu_count() or 1)
+        self.workers, self.draft = workers, draft
         self.clear_each_epoch = clear_each_epoch
+        self.last_fill = FillTimes()
         self._memo_index: Any = None
 
     def _geometry(self, i: int) -> SampleGeometry:
@@ -144,7 +151,11 @@ class LatentCache(CacheBase):
 
     def _compute_location(self, i: int) -> _Located:
         geometry = self._geometry(i)
-        key = keys.latent_key(self.identity, self.source.sample_key(i), geometry)
+        first = geometry.downsample_size or geometry.intermediary_size
+        variant = ("draft" if self.draft and draft_request(geometry.original_size, first)
+                   else None)
+        key = keys.latent_key(self.identity, self.source.sample_key(i), geometry,
+                              pixels=variant)
         name = str(self.source.index.paths[i])
         path = keys.latent_path(name, key, hash_filenames=self.hash_filenames)
         return geometry, key, keys.join(self.prefix, path), name
@@ -227,31 +238,30 @@ class LatentCache(CacheBase):
     #: the factory option ``max_image_pixels`` sets it.
     max_pixels: int | None = None
 
-    def _load(self, i: int) -> torch.Tensor:
-        geometry = self._geometry(i)
-        width, height = geometry.original_size
-        if self.max_pixels is not None and width * height > self.max_pixels:
-            raise ValueError(f"image is {width}x{height} = {width * height / 1e6:.1f} MP, above "
-                             f"max_image_pixels ({self.max_pixels / 1e6:.1f} MP); not decoded")
-        return load_pixels(self.source, i, geometry)
-
-    def _encode(self, batch: list[int], pixels: list[torch.Tensor]) -> list[torch.Tensor]:
-        """One encoder call over same-size pixels; checks and splits the output."""
-        import torch
-
+    def _runner(self) -> EncodeRunner:
         if self.encoder is None:
             raise CacheError(f"latent cache {self.describe()} is disabled and no image "
                              "encoder was given")
-        out = self.encoder(stack(pixels))
-        if not isinstance(out, torch.Tensor) or out.ndim != 4 or out.shape[0] != len(batch):
+        return EncodeRunner(self.encoder, self._check_output)
+
+    def _check_output(self, out: Any, count: int) -> None:
+        """Raise ``TypeError`` unless ``out`` is ``[count, C, h, w]`` fitting the batch."""
+        import torch
+
+        if not isinstance(out, torch.Tensor) or out.ndim != 4 or out.shape[0] != count:
             shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
             raise TypeError(f"image encoder {self.identity!r} must return [B, C, h, w] with "
-                            f"B={len(batch)}; got {shape}")
-        problem = _latent_problem(out[0], self._geometry(batch[0]).target_size)
+                            f"B={count}; got {shape}")
+        h, w = out.shape[2], out.shape[3]
+        if not h or not w:
+            raise TypeError(f"image encoder {self.identity!r}: empty latents {tuple(out.shape)}")
+
+    def _fit(self, batch: list[int], latents: list[torch.Tensor]) -> list[torch.Tensor]:
+        problem = _latent_problem(latents[0], self._geometry(batch[0]).target_size)
         if problem:
             raise TypeError(f"image encoder {self.identity!r}: {problem}")
         self.stats.encoded += len(batch)
-        return list(out.detach().cpu())
+        return latents
 
     def _item(self, i: int, latents: torch.Tensor) -> tuple[str, dict[str, Any], dict[str, Any]]:
         """``(path, tensors, meta)`` for the writer."""
@@ -266,15 +276,18 @@ class LatentCache(CacheBase):
         out: dict[int, torch.Tensor] = {}
         batches = batches_by_size(dict.fromkeys(indices), self._batch_shape,
                                   self.batch_size)
+        runner, loader = self._runner(), ThreadLoader(self.source, 1, draft=self.draft,
+                                                   max_pixels=self.max_pixels)
         for batch in batches:
-            pixels = []
+            arrays = []
             for i in batch:
                 try:
-                    pixels.append(self._load(i))
+                    arrays.append(loader.load(i))
                 except Exception as exc:
                     raise CacheError(f"latent cache {self.describe()}: cannot load sample "
                                      f"{self.source.index.paths[i]!r}: {exc}") from exc
-            out.update(zip(batch, self._encode(batch, pixels), strict=True))
+            latents = self._fit(batch, runner(arrays, [self.key(i) for i in batch]))
+            out.update(zip(batch, latents, strict=True))
         if write and out:
             self._store_fresh(lambda: self.put_many(list(out), list(out.values())), len(out))
         return [out[i] for i in indices]
@@ -298,10 +311,12 @@ class LatentCache(CacheBase):
                    progress: bool | None = None) -> PrecomputeReport:
         """Encode and store every sample not cached yet (this rank's share).
 
-        ``indices`` defaults to every bucketed sample. Images are decoded and cropped by a
-        thread pool ahead of the encoder, and entries are written in the background.
-        Samples that fail to load are reported in ``failed`` (and logged), not skipped
-        silently; encoder errors are raised.
+        ``indices`` defaults to every bucketed sample. Images are decoded, oriented, resized
+        and cropped by worker processes (see ``workers``) ahead of the encoder, batches of one
+        bucket go to the encoder as uint8 and are normalised on its device, and entries are
+        written in the background. An out-of-memory error halves the batch (counted in
+        ``oom_retries``). Samples that fail to load are reported in ``failed`` (and logged),
+        not skipped silently; other encoder errors are raised.
         """
         if self.disable:
             return PrecomputeReport(skipped="vae_cache_disable")
@@ -314,53 +329,61 @@ class LatentCache(CacheBase):
         if todo and self.encoder is None:
             raise CacheError(f"latent cache {self.describe()}: {len(todo)} samples are not "
                              "cached and no image encoder was given")
-        failed, encode_seconds = self._fill(todo, batch_size or self.batch_size, progress)
+        failed = self._fill(todo, batch_size or self.batch_size, progress) if todo else []
+        t = self.last_fill
         return PrecomputeReport(total=len(mine), cached=len(mine) - len(todo),
                                 encoded=len(todo) - len(failed), failed=tuple(failed),
                                 seconds=time.perf_counter() - start,
-                                encode_seconds=encode_seconds)
+                                encode_seconds=t.encode_seconds, wait_seconds=t.wait_seconds,
+                                oom_retries=t.oom_retries)
 
     def _fill(self, todo: list[int], batch_size: int, progress: bool | None
-              ) -> tuple[list[tuple[str, str]], float]:
-        """The precompute pipeline: loader pool -> encoder (this thread) -> writer thread."""
+              ) -> list[tuple[str, str]]:
+        """The precompute pipeline: decoders -> encoder (this thread) -> writer thread."""
         batches = deque(batches_by_size(todo, self._batch_shape,
                                         batch_size))
-        ahead = max(2, -(-self.workers // max(1, batch_size)))
-        failed: list[tuple[str, str]] = []
-        encode_seconds = 0.0
-        with ThreadPoolExecutor(self.workers, thread_name_prefix="databackend-vae-load") as pool, \
-                BatchWriter(self.storage, batch_size=self.write_batch_size,
-                            compress=self.compress) as writer, \
-                progress_bar(len(todo), f"latents {self.name}", progress) as bar:
-            loads: deque[tuple[list[int], list[Future[torch.Tensor]]]] = deque()
-            while batches or loads:
-                while batches and len(loads) < ahead:
-                    batch = batches.popleft()
-                    loads.append((batch, [pool.submit(self._load, i) for i in batch]))
-                batch, futures = loads.popleft()
-                ok, pixels = self._collect(batch, futures, failed)
-                if ok:
-                    t0 = time.perf_counter()
-                    latents = self._encode(ok, pixels)
-                    encode_seconds += time.perf_counter() - t0
-                    writer.add(self._item(i, lat) for i, lat in zip(ok, latents, strict=True))
-                bar.update(len(batch))
-        self.stats.writes += writer.written
-        return failed, encode_seconds
+        runner, failed = self._runner(), list[tuple[str, str]]()
+        self.last_fill = runner.times
+        loader = make_loader(self.source, len(todo), workers=self.workers, draft=self.draft,
+                             max_pixels=self.max_pixels)
+        ahead = max(2, -(-2 * loader.workers // max(1, batch_size)))
+        start = time.perf_counter()
+        try:
+            with BatchWriter(self.storage, batch_size=self.write_batch_size,
+                             compress=self.compress) as writer, \
+                    progress_bar(len(todo), f"latents {self.name}", progress) as bar:
+                loads: deque[tuple[list[int], list[Future[Any]]]] = deque()
+                while batches or loads:
+                    while batches and len(loads) < ahead:
+                        batch = batches.popleft()
+                        loads.append((batch, [loader.submit(i) for i in batch]))
+                    batch, futures = loads.popleft()
+                    ok, arrays = self._collect(batch, futures, failed)
+                    if ok:
+                        latents = self._fit(ok, runner(arrays, [self.key(i) for i in ok]))
+                        writer.add(self._item(i, lat) for i, lat in zip(ok, latents, strict=True))
+                    bar.update(len(batch))
+                    _postfix(bar, runner.times, time.perf_counter() - start)
+            self.stats.writes += writer.written
+        finally:
+            loader.close()
+        return failed
 
-    def _collect(self, batch: list[int], futures: list[Future[torch.Tensor]],
-                 failed: list[tuple[str, str]]) -> tuple[list[int], list[torch.Tensor]]:
-        """The loaded pixels of a batch; samples that failed to load go to ``failed``."""
-        ok, pixels = [], []
+    def _collect(self, batch: list[int], futures: list[Future[Any]],
+                 failed: list[tuple[str, str]]) -> tuple[list[int], list[Any]]:
+        """The decoded pixels of a batch; samples that failed to load go to ``failed``."""
+        ok, arrays = [], []
+        t0 = time.perf_counter()
         for i, future in zip(batch, futures, strict=True):
             try:
-                pixels.append(future.result())
+                arrays.append(future.result())
                 ok.append(i)
             except Exception as exc:
                 path = str(self.source.index.paths[i])
                 log.error("latent cache %s: cannot load %r: %s", self.name, path, exc)
                 failed.append((path, f"{type(exc).__name__}: {exc}"))
-        return ok, pixels
+        self.last_fill.wait_seconds += time.perf_counter() - t0
+        return ok, arrays
 
     # --- maintenance --------------------------------------------------------------------
     def clear(self) -> int:
@@ -376,3 +399,10 @@ class LatentCache(CacheBase):
         if self.clear_each_epoch:
             log.info("latent cache %s: clearing for epoch %d", self.name, epoch)
             self.clear()
+
+
+def _postfix(bar: Any, times: FillTimes, seconds: float) -> None:
+    """Show images/s and the encoder's busy fraction on the progress bar."""
+    if seconds > 0 and not bar.disable:
+        bar.set_postfix(img_s=f"{times.images / seconds:.1f}",
+                        busy=f"{100 * times.encode_seconds / seconds:.0f}%", refresh=False)

@@ -15,18 +15,19 @@ import argparse
 from typing import Any
 
 from databackend.commands.common import add_config_arguments, load_plan
+from databackend.commands.encoder_options import add_encoder_arguments, encoder_options
 from databackend.errors import ConfigError
 
 __all__ = ["register"]
 
 
-def _encoder(spec: str | None, kind: str) -> Any:
+def _encoder(spec: str | None, kind: str, args: Any = None) -> Any:
     from databackend.caches import encoders
 
     if spec is None:
         return encoders.ReferenceTextEncoder() if kind == "text" else encoders.ReferenceVAE()
     try:
-        encoder = encoders.load_encoder(spec)
+        encoder = encoders.load_encoder(spec, kind, **encoder_options(args, kind))
     except (ValueError, ImportError, AttributeError) as exc:
         raise ConfigError([f"--{kind}-encoder {spec!r}: {exc}"]) from exc
     protocol = encoders.TextEncoder if kind == "text" else encoders.ImageEncoder
@@ -70,8 +71,8 @@ def _run(args: argparse.Namespace) -> int:
 
     plan, context = load_plan(args)
     context = attrs.evolve(context, rank=args.rank, world_size=args.world_size)
-    text_encoder, image_encoder = _encoder(args.text_encoder, "text"), _encoder(
-        args.image_encoder, "image")
+    text_encoder, image_encoder = _encoder(args.text_encoder, "text", args), _encoder(
+        args.image_encoder, "image", args)
     if args.verify:
         return _verify(args, plan, context, text_encoder, image_encoder)
     progress = False if args.no_progress else None
@@ -85,6 +86,11 @@ def _run(args: argparse.Namespace) -> int:
     encoded = sum(r.report.encoded for r in runs)
     cached = sum(r.report.cached for r in runs)
     failed = sum(len(r.report.failed) for r in runs)
+    for r in runs:
+        if r.kind == "latents" and r.report.encoded:
+            print(f"  {r.name}: {r.report.per_second:.1f} images/s, encoder busy "
+                  f"{100 * r.report.busy_fraction:.0f}%, waited "
+                  f"{r.report.wait_seconds:.1f}s, {r.report.oom_retries} OOM retries")
     print(f"{'FAILED' if failed else 'OK'}: {encoded} encoded, {cached} already cached, "
           f"{failed} failed (cached entries were checked for existence only; --verify reads "
           "and checks every one)")
@@ -95,10 +101,12 @@ def register(sub: Any) -> None:
     """Add the ``cache`` subcommand."""
     parser = sub.add_parser("cache", help="fill the text-embedding and VAE latent caches")
     add_config_arguments(parser)
-    parser.add_argument("--text-encoder", metavar="MODULE:CALLABLE",
-                        help="text encoder factory (default: the reference stand-in)")
-    parser.add_argument("--image-encoder", metavar="MODULE:CALLABLE",
-                        help="image encoder (VAE) factory (default: the reference stand-in)")
+    parser.add_argument("--text-encoder", metavar="PATH|MODULE:CALLABLE",
+                        help="text encoder: a model folder or a factory (default: the "
+                        "reference stand-in)")
+    parser.add_argument("--image-encoder", metavar="PATH|MODULE:CALLABLE",
+                        help="image encoder (VAE): a model folder or a factory (default: the "
+                        "reference stand-in)")
     parser.add_argument("--batch-size", type=int, default=8, help="images per VAE call")
     parser.add_argument("--text-batch-size", type=int, default=32, help="captions per call")
     parser.add_argument("--rank", type=int, default=0, help="this process's rank")
@@ -107,4 +115,5 @@ def register(sub: Any) -> None:
     parser.add_argument("--verify", action="store_true",
                         help="read and check every cache entry, re-encode bad ones, and "
                         "report counts (a plain run only checks that entries exist)")
+    add_encoder_arguments(parser)
     parser.set_defaults(func=_run)

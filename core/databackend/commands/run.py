@@ -22,13 +22,16 @@ from databackend.monitor.liveline import LiveLine
 from databackend.monitor.metricslog import MetricsLog
 from databackend.monitor.summary import RunFigures, Summary
 from databackend.monitor.summarytext import summary_lines
+from databackend.commands.encoder_options import add_encoder_arguments, encoder_options
 from databackend.options import FactoryOptions
 
 __all__ = ["format_summary", "register", "run_job"]
 
 
-def _encoder(spec: str | None) -> Any:
-    return load_encoder(spec) if spec else None
+def _encoder(spec: str | None, kind: str | None = None, args: Any = None) -> Any:
+    if not spec:
+        return None
+    return load_encoder(spec, kind, **(encoder_options(args, kind or "") if args else {}))
 
 
 def run_job(config: str, *, steps: int, options: FactoryOptions,
@@ -102,8 +105,8 @@ def _run(args: argparse.Namespace) -> int:
     options = FactoryOptions.from_mapping(parse_pairs(args.option, "--option"))
     summary = run_job(args.config, steps=args.steps, options=options,
                       variables=parse_pairs(args.var, "--var"),
-                      text_encoder=_encoder(args.text_encoder),
-                      image_encoder=_encoder(args.image_encoder),
+                      text_encoder=_encoder(args.text_encoder, "text", args),
+                      image_encoder=_encoder(args.image_encoder, "image", args),
                       progress=False if args.no_progress else None,
                       queue_size=0 if args.no_prefetch else args.queue_size,
                       metrics_out=args.metrics_out, metrics_every=args.metrics_every,
@@ -165,6 +168,7 @@ def register(sub: Any) -> None:
     parser.add_argument("--queue-size", type=int, default=10, help="prefetch queue length")
     parser.add_argument("--no-prefetch", action="store_true", help="build batches inline")
     _add_metrics_flags(parser)
+    add_encoder_arguments(parser)
     parser.set_defaults(func=_run)
     demo = sub.add_parser("demo", help="generate a sample dataset and config, then run it")
     demo.add_argument("--dir", help="where to put the demo (default: a folder in the temp dir)")

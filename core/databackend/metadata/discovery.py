@@ -141,6 +141,15 @@ class DiscoveryMetadataBackend(MetadataBackend):
         return effective_buckets(self.index.buckets(), batch_size=s.batch_size,
                                  repeats=s.repeats, policy=s.policy, world_size=s.world_size)
 
+    def raw_image(self, i: int) -> tuple[str | None, StorageBackend] | None:
+        """``(local path or None, storage)`` of sample ``i``'s file, for decoders that open it
+        themselves (the latent fill's worker processes); None when a subclass decodes in its
+        own way (it overrides :meth:`load_image` and not this)."""
+        if type(self).load_image is not DiscoveryMetadataBackend.load_image:
+            return None
+        path = str(self.index.paths[i])
+        return self.storage.local_path(path), self.storage
+
     def load_image(self, i: int) -> Image.Image:
         """Decode sample ``i`` fully: EXIF orientation applied, RGB; checks the scanned size."""
         from PIL import Image as PILImage
