@@ -18,11 +18,11 @@ from typing import Any
 
 from databackend.caches import load_encoder
 from databackend.commands.common import add_config_arguments, parse_pairs
+from databackend.commands.encoder_options import add_encoder_arguments, encoder_options
 from databackend.monitor.liveline import LiveLine
 from databackend.monitor.metricslog import MetricsLog
 from databackend.monitor.summary import RunFigures, Summary
 from databackend.monitor.summarytext import summary_lines
-from databackend.commands.encoder_options import add_encoder_arguments, encoder_options
 from databackend.options import FactoryOptions
 
 __all__ = ["format_summary", "register", "run_job"]
