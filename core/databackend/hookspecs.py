@@ -10,6 +10,8 @@ Four families, each used by the built-in plugins exactly as a third party would 
   and holds its bucketed index (first non-None result wins).
 * **sampling** -- :func:`databackend_register_strategies` contributes named strategies that choose
   which dataset the next batch comes from.
+* **captions** -- :func:`databackend_register_caption_strategies` contributes ``caption_strategy``
+  values (e.g. captions held by the storage).
 
 A plugin may accept any subset of a hook's arguments (pluggy passes only those it names).
 """
@@ -22,6 +24,8 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
+    from databackend.backendtype import BackendType
+    from databackend.captionstrategy import CaptionStrategy
     from databackend.config.models import ImageBackendConfig
     from databackend.context import BuildContext
     from databackend.metadata.backend import MetadataBackend
@@ -35,6 +39,7 @@ __all__ = [
     "databackend_make_backend",
     "databackend_make_metadata_backend",
     "databackend_register_backends",
+    "databackend_register_caption_strategies",
     "databackend_register_strategies",
     "hookspec",
 ]
@@ -45,8 +50,11 @@ __all__ = [
 
 
 @hookspec
-def databackend_register_backends() -> Sequence[type[StorageBackend]]:
+def databackend_register_backends() -> Sequence[type[StorageBackend] | BackendType]:
     """Contribute storage backend classes, which define the config ``type`` values.
+
+    An entry is a class, or a :class:`~databackend.backendtype.BackendType` naming the class
+    as ``"module:Class"`` so that its dependencies load only when a dataset is built.
 
     Each class sets ``name`` (the value of ``"type"`` in the dataset JSON) and ``Config`` (an
     attrs class whose fields are the backend's own config keys, e.g. ``aws_bucket_name``). The
@@ -117,5 +125,23 @@ def databackend_register_strategies() -> Sequence[type[SamplingStrategy]]:
     an error naming both plugins.
 
     :return: strategy classes.
+    """
+    raise NotImplementedError
+
+
+# ---------------------------------------------------------------------------------------------
+# Captions
+# ---------------------------------------------------------------------------------------------
+
+
+@hookspec
+def databackend_register_caption_strategies() -> Sequence[type[CaptionStrategy]]:
+    """Contribute caption strategies, selectable as a dataset's ``caption_strategy``.
+
+    Each class sets ``name`` and implements ``captions(storage, paths)``; a backend type names
+    one as its ``default_caption_strategy``. Duplicate names (or a built-in name) are an error
+    naming the plugins.
+
+    :return: caption strategy classes.
     """
     raise NotImplementedError
