@@ -5,13 +5,16 @@ BIN := $(VENV)/bin
 WHEELS := $(wildcard /opt/wheels)
 PIP_FLAGS := -q -c constraints.txt $(if $(WHEELS),--find-links $(WHEELS))
 PLUGINS := -e plugins/local -e plugins/aws -e plugins/csv -e plugins/huggingface
+# A third-party-style plugin used by the plugin API tests (tests/plugins/zipstore).
+TEST_PLUGINS := -e tests/plugins/zipstore
 STAMP := $(VENV)/.installed
 
 .PHONY: venv demo test lint bench clean
 
-$(STAMP): pyproject.toml plugins/*/pyproject.toml constraints.txt
+$(STAMP): pyproject.toml plugins/*/pyproject.toml tests/plugins/*/pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install $(PIP_FLAGS) -e ".[dev]" $(PLUGINS)
+	$(PYTHON) scripts/dependency_group.py dev > $(VENV)/dev-requirements.txt
+	$(BIN)/pip install $(PIP_FLAGS) -r $(VENV)/dev-requirements.txt -e . $(PLUGINS) $(TEST_PLUGINS)
 	touch $(STAMP)
 
 venv: $(STAMP)

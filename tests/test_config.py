@@ -252,6 +252,7 @@ def _storage_samples(folder: Path) -> dict[str, dict[str, Any]]:
     """Per backend type: valid values for every key of its ``Config``, none of them default."""
     return {
         "local": {"instance_data_dir": str(folder)},
+        "zip": {"zip_file": str(folder / "pets.zip")},
         "aws": {"aws_bucket_name": "training-data", "aws_data_prefix": "photos/2024",
                 "aws_endpoint_url": "https://minio.example:9000", "aws_region_name": "eu-west-1",
                 "aws_access_key_id": "AKIDFAKEFAKEFAKE", "aws_secret_access_key": "fake/secret",

@@ -11,9 +11,15 @@ import pytest
 from imagefiles import write_image
 from test_metadata_support import make_meta
 
+from databackend.build import build_metadata, build_storage
+from databackend.config.loader import load_config
+from databackend.context import BuildContext
 from databackend.errors import ConfigError
+from databackend.options import FactoryOptions
+from databackend.pluginapi import CaptionStrategy, StorageBackend, StorageCaptions, hookimpl
+from databackend.plugins import make_plugin_manager
 from databackend.registry import PluginRegistry
-from databackend_local import LocalBackend, LocalConfig
+from databackend_local import LocalBackend
 
 
 def images(root: Path, *names: str, size: tuple[int, int] = (64, 64)) -> Path:
@@ -177,21 +183,44 @@ def test_table_errors_name_the_problem(registry: PluginRegistry, tmp_path: Path)
 
 
 class CaptionedBackend(LocalBackend):
-    """A storage plugin that holds captions itself (like the csv and huggingface types)."""
+    """A storage plugin that holds captions itself (like the csv and huggingface types) and
+    names its own strategy as the type's default."""
 
     name = "captioned-local"
+    default_caption_strategy = "held"
 
     def caption(self, path: str) -> str | list[str] | None:
         held: dict[str, str | list[str]] = {"a.jpg": "from storage", "b.jpg": ["x", "y"]}
         return held.get(path)
 
 
-@pytest.mark.parametrize("strategy", ["csv", "huggingface"])
-def test_storage_captions(registry: PluginRegistry, tmp_path: Path, strategy: str) -> None:
+class HeldCaptions(StorageCaptions):
+    name = "held"
+
+
+class CaptionedPlugin:
+    @hookimpl
+    def databackend_register_backends(self) -> list[type[StorageBackend]]:
+        return [CaptionedBackend]
+
+    @hookimpl
+    def databackend_register_caption_strategies(self) -> list[type[CaptionStrategy]]:
+        return [HeldCaptions]
+
+
+@pytest.mark.parametrize("keys", [{}, {"caption_strategy": "held"}])
+def test_storage_captions(tmp_path: Path, keys: dict[str, str]) -> None:
+    """Storage-held captions through the type's declared default strategy (no key) or the
+    strategy named explicitly; decided by declarations, not by the type's name."""
     root = images(tmp_path / "img", "a.jpg", "b.jpg", "c.jpg")
-    storage = CaptionedBackend(LocalConfig(instance_data_dir=str(root)), dataset_id="ds")
-    meta = make_meta(registry, tmp_path / "out", root, storage=storage,
-                     caption_strategy=strategy)
+    registry = PluginRegistry.collect(make_plugin_manager(entrypoints=False,
+                                                          extra=[CaptionedPlugin()]))
+    opts = FactoryOptions(output_dir=str(tmp_path / "out"), scan_workers=1)
+    plan = load_config([{"id": "ds", "type": "captioned-local",
+                         "instance_data_dir": str(root), **keys}], registry, opts)
+    assert plan.datasets[0].caption_strategy == "held"
+    context = BuildContext(options=opts, registry=registry)
+    meta = build_metadata(plan.datasets[0], build_storage(plan.datasets[0], context), context)
     report = meta.scan(progress=False)
     assert captions(meta) == {"a.jpg": ("from storage",), "b.jpg": ("x", "y")}
     assert report.skipped == {"no_caption": 1}

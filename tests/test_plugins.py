@@ -15,9 +15,10 @@ import pytest
 import databackend_local
 from databackend import hookimpl, hookspecs
 from databackend.build import build_metadata, build_storage
+from databackend.captionstrategy import CaptionStrategy
 from databackend.config import parse_entries
 from databackend.context import BuildContext
-from databackend.errors import PluginLoadError, UnknownBackendError
+from databackend.errors import ConfigError, PluginLoadError, UnknownBackendError
 from databackend.options import FactoryOptions
 from databackend.plugins import make_plugin_manager
 from databackend.registry import PluginRegistry
@@ -222,6 +223,40 @@ def test_hook_databackend_register_strategies() -> None:
     assert registry.strategy_class("auto-weighting")().weights(views, 1, 0) == [0.75, 0.25]
     with pytest.raises(UnknownBackendError, match="installed: auto-weighting, first-only"):
         registry.strategy_class("nope")
+
+
+class _ShoutStem(CaptionStrategy):
+    name = "shout-stem"
+
+    def captions(self, storage: Any, paths: Sequence[str]) -> list[Any]:
+        return [p.rpartition("/")[2].split(".")[0].upper() or None for p in paths]
+
+
+class _CaptionPlugin:
+    @hookimpl
+    def databackend_register_caption_strategies(self) -> Sequence[type[CaptionStrategy]]:
+        return [_ShoutStem]
+
+
+def test_hook_databackend_register_caption_strategies(tmp_path: Path) -> None:
+    """A registered strategy is a valid ``caption_strategy`` and gives the scan's captions;
+    an unregistered name lists the registered ones among the choices."""
+    from imagefiles import write_image
+
+    write_image(tmp_path / "img" / "red_car.png", 64, 48)
+    registry = PluginRegistry.collect(make_plugin_manager(
+        entrypoints=False, extra=[databackend_local, _CaptionPlugin()]))
+    assert registry.caption_strategies == {"shout-stem": _ShoutStem}
+    entry = {"id": "a", "type": "local", "instance_data_dir": str(tmp_path / "img"),
+             "caption_strategy": "shout-stem", "resolution": 32, "resolution_type": "pixel"}
+    options = FactoryOptions(output_dir=str(tmp_path / "out"))
+    plan = parse_entries([entry], registry, options)
+    ctx = BuildContext(options=options, registry=registry)
+    meta = build_metadata(plan.datasets[0], build_storage(plan.datasets[0], ctx), ctx)
+    meta.scan(progress=False)
+    assert meta.index.captions_of(0) == ("RED_CAR",)
+    with pytest.raises(ConfigError, match="instanceprompt, parquet, shout-stem; got 'shout'"):
+        parse_entries([{**entry, "caption_strategy": "shout"}], registry, options)
 
 
 @pytest.mark.parametrize("hook", HOOKS)

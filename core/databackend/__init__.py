@@ -3,7 +3,7 @@
 Public API::
 
     from databackend import DataBackendFactory          # config in, batches out
-    from databackend import hookimpl, StorageBackend    # writing a backend plugin
+    from databackend.pluginapi import hookimpl, StorageBackend  # writing a plugin (only there)
     from databackend import load_config, FactoryOptions # config only
 
 The runtime names (``DataBackendFactory``, ``Batch``, ``BatchFetcher``, ``Metrics``) import
@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from databackend._version import PLUGIN_API_VERSION, __version__
 from databackend.config import (
     BaseBackendConfig,
     DataPlan,
@@ -45,13 +46,13 @@ if TYPE_CHECKING:  # the lazy names below, for type checkers
     from databackend.runtime.batch import Batch
     from databackend.runtime.fetcher import BatchFetcher
 
-__version__ = "0.1.0"
 
 _LAZY = {"DataBackendFactory": "databackend.factory", "Batch": "databackend.runtime.batch",
          "BatchFetcher": "databackend.runtime.fetcher", "Metrics": "databackend.metrics"}
 
 __all__ = [
     "KNOWN_BACKENDS",
+    "PLUGIN_API_VERSION",
     "BaseBackendConfig",
     "Batch",
     "BatchFetcher",
@@ -74,6 +75,7 @@ __all__ = [
     "StorageError",
     "TextEmbedBackendConfig",
     "UnknownBackendError",
+    "__version__",
     "available_backends",
     "hookimpl",
     "load_config",

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -22,6 +23,9 @@ def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="databackend", description=__doc__.split(".")[0])
     parser.add_argument("-v", "--verbose", action="count", default=0,
                         help="log more (-v info, -vv debug)")
+    parser.add_argument("--plugin", action="append", default=[], metavar="MODULE",
+                        help="also load this plugin module or .py file (repeatable; for "
+                             "developing a plugin without installing it)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
         try:
@@ -39,6 +43,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
     level = logging.WARNING - 10 * min(args.verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    if args.plugin:  # read by databackend.plugins.make_plugin_manager
+        before = os.environ.get("DATABACKEND_PLUGIN_MODULES", "")
+        os.environ["DATABACKEND_PLUGIN_MODULES"] = ",".join([before, *args.plugin]).strip(",")
     try:
         return int(args.func(args) or 0)
     except DatabackendError as exc:

@@ -9,7 +9,7 @@ import attrs
 from databackend.options import FactoryOptions
 
 if TYPE_CHECKING:
-    from databackend.plugins import PluginRegistry
+    from databackend.registry import PluginRegistry
 
 __all__ = ["BuildContext"]
 

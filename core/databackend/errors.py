@@ -13,6 +13,7 @@ __all__ = [
     "ConfigError",
     "DatabackendError",
     "PluginLoadError",
+    "ReadOnlyStorageError",
     "StorageError",
     "UnknownBackendError",
 ]
@@ -60,6 +61,10 @@ class StorageError(DatabackendError):
         super().__init__(*args)
         if fatal is not None:
             self.fatal = fatal
+
+
+class ReadOnlyStorageError(StorageError, PermissionError):
+    """A write or delete reached a backend that declares ``read_only`` (also a PermissionError)."""
 
 
 class CacheError(DatabackendError):

@@ -38,6 +38,7 @@ from databackend.caches import (
     precompute_plan,
 )
 from databackend.conditioning.build import ConditioningBuild, is_aligned_conditioning
+from databackend.caches.stores import local_files
 from databackend.config.loader import load_config, parse_entries
 from databackend.config.models import ImageBackendConfig
 from databackend.config.plan import DataPlan
@@ -203,8 +204,8 @@ class DataBackendFactory:
     def _build_image_embeds(self, details: dict[str, Any]) -> None:
         plan, context = self._ctx()
         for entry in plan.image_embeds:
-            root = entry.cache_dir if entry.type != "local" or entry.cache_dir else \
-                os.path.join(self.options.cache_root, "vae")
+            root = entry.cache_dir if not local_files(entry, context) or entry.cache_dir \
+                else os.path.join(self.options.cache_root, "vae")
             self.image_embed_storages[entry.id] = build_storage(entry, context, root=root)
         details.update(entries=len(self.image_embed_storages))
 

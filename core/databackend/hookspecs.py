@@ -1,6 +1,6 @@
 """The hooks databackend calls, grouped by stage. Plugins implement them with ``@hookimpl``.
 
-Four families, each used by the built-in plugins exactly as a third party would use it:
+Six families, each used by the built-in plugins exactly as a third party would use it:
 
 * **config parsing** -- :func:`databackend_register_backends` contributes storage backend classes;
   each class names its config ``type`` (``name``) and the attrs class of its own keys (``Config``).
@@ -12,6 +12,8 @@ Four families, each used by the built-in plugins exactly as a third party would 
   which dataset the next batch comes from.
 * **conditioning** -- :func:`databackend_register_conditioning_generators` contributes generators
   that make conditioning datasets from a source dataset (``conditioning`` blocks).
+* **captions** -- :func:`databackend_register_caption_strategies` contributes ``caption_strategy``
+  values (e.g. captions held by the storage).
 
 A plugin may accept any subset of a hook's arguments (pluggy passes only those it names).
 """
@@ -25,6 +27,8 @@ import pluggy
 
 if TYPE_CHECKING:
     from databackend.conditioning.generator import ConditioningGenerator
+    from databackend.backendtype import BackendType
+    from databackend.captionstrategy import CaptionStrategy
     from databackend.config.models import ImageBackendConfig
     from databackend.context import BuildContext
     from databackend.metadata.backend import MetadataBackend
@@ -39,6 +43,7 @@ __all__ = [
     "databackend_make_metadata_backend",
     "databackend_register_backends",
     "databackend_register_conditioning_generators",
+    "databackend_register_caption_strategies",
     "databackend_register_strategies",
     "hookspec",
 ]
@@ -49,8 +54,11 @@ __all__ = [
 
 
 @hookspec
-def databackend_register_backends() -> Sequence[type[StorageBackend]]:
+def databackend_register_backends() -> Sequence[type[StorageBackend] | BackendType]:
     """Contribute storage backend classes, which define the config ``type`` values.
+
+    An entry is a class, or a :class:`~databackend.backendtype.BackendType` naming the class
+    as ``"module:Class"`` so that its dependencies load only when a dataset is built.
 
     Each class sets ``name`` (the value of ``"type"`` in the dataset JSON) and ``Config`` (an
     attrs class whose fields are the backend's own config keys, e.g. ``aws_bucket_name``). The
@@ -144,5 +152,23 @@ def databackend_register_conditioning_generators() -> Sequence[type[Conditioning
     registered through this hook too.
 
     :return: generator classes.
+    """
+    raise NotImplementedError
+
+
+# ---------------------------------------------------------------------------------------------
+# Captions
+# ---------------------------------------------------------------------------------------------
+
+
+@hookspec
+def databackend_register_caption_strategies() -> Sequence[type[CaptionStrategy]]:
+    """Contribute caption strategies, selectable as a dataset's ``caption_strategy``.
+
+    Each class sets ``name`` and implements ``captions(storage, paths)``; a backend type names
+    one as its ``default_caption_strategy``. Duplicate names (or a built-in name) are an error
+    naming the plugins.
+
+    :return: caption strategy classes.
     """
     raise NotImplementedError

@@ -6,6 +6,12 @@ Environment switches:
   distribution name); set it to an empty string to load none.
 * ``DATABACKEND_BLOCK_PLUGINS=a,b`` -- never load these.
 * ``DATABACKEND_TRACE_PLUGINS=1`` -- log every hook call at DEBUG.
+* ``DATABACKEND_PLUGIN_MODULES=pkg.mod,/path/plugin.py`` -- also load these loose plugins
+  (module names or ``.py`` files; for developing a plugin without installing it). The CLI's
+  ``--plugin`` option adds to it.
+
+Every plugin's declared plugin API version is checked as it loads
+(:func:`databackend.apiversion.check_plugin_api`).
 
 Built-in plugins (:data:`DEFAULT_PLUGINS`) are always registered and cannot be blocked.
 """
@@ -13,8 +19,10 @@ Built-in plugins (:data:`DEFAULT_PLUGINS`) are always registered and cannot be b
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import logging
 import os
+import sys
 from collections.abc import Iterable
 from importlib import metadata
 from typing import Any
@@ -22,6 +30,7 @@ from typing import Any
 import pluggy
 
 from databackend import hookspecs
+from databackend.apiversion import check_plugin_api
 from databackend.errors import PluginLoadError
 from databackend.registry import PluginRegistry
 
@@ -66,8 +75,38 @@ def _load_entrypoints(pm: pluggy.PluginManager, allowed: set[str] | None,
         except Exception as exc:
             raise PluginLoadError(f"plugin {ep.name!r} from {dist} failed to import: "
                                   f"{type(exc).__name__}: {exc}") from exc
+        check_plugin_api(plugin, ep.name, dist)
         pm.register(plugin, name=ep.name)
         pm.plugin_sources[ep.name] = dist  # type: ignore[attr-defined]
+
+
+def _import_loose(spec: str) -> Any:
+    """Import a module by name, or a ``.py`` file by path (registered under its stem)."""
+    if not spec.endswith(".py"):
+        return importlib.import_module(spec)
+    name = os.path.splitext(os.path.basename(spec))[0]
+    found = importlib.util.spec_from_file_location(name, spec)
+    if found is None or found.loader is None or not os.path.isfile(spec):
+        raise FileNotFoundError(spec)
+    module = importlib.util.module_from_spec(found)
+    sys.modules[name] = module
+    found.loader.exec_module(module)
+    return module
+
+
+def _load_loose(pm: pluggy.PluginManager, specs: Iterable[str]) -> None:
+    """Register loose plugins (``DATABACKEND_PLUGIN_MODULES``), naming the one that fails."""
+    for spec in specs:
+        try:
+            plugin = _import_loose(spec)
+        except Exception as exc:
+            raise PluginLoadError(f"loose plugin {spec!r} failed to import: "
+                                  f"{type(exc).__name__}: {exc}") from exc
+        name = getattr(plugin, "__name__", spec)
+        check_plugin_api(plugin, name, f"loose plugin {spec}")
+        if pm.get_plugin(name) is None:
+            pm.register(plugin, name=name)
+            pm.plugin_sources[name] = f"loose plugin {spec}"  # type: ignore[attr-defined]
 
 
 def make_plugin_manager(*, entrypoints: bool = True, blocked: Iterable[str] = (),
@@ -87,6 +126,7 @@ def make_plugin_manager(*, entrypoints: bool = True, blocked: Iterable[str] = ()
     if entrypoints:
         deny = set(blocked) | (_env_list("DATABACKEND_BLOCK_PLUGINS") or set())
         _load_entrypoints(pm, _env_list("DATABACKEND_LOAD_PLUGINS"), deny)
+        _load_loose(pm, sorted(_env_list("DATABACKEND_PLUGIN_MODULES") or ()))
     for i, plugin in enumerate(extra):
         name = getattr(plugin, "__name__", None) or f"extra-{i}-{type(plugin).__name__}"
         pm.register(plugin, name=name)

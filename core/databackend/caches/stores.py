@@ -3,16 +3,17 @@
 Text embeddings (per ``text_embeds`` entry, shared by the datasets that use it):
 
 * ``cache_dir`` set: the entry's storage type with root ``cache_dir``;
-* no ``cache_dir``, ``type: local`` (or no ``text_embeds`` entry at all): the local folder
-  ``{options.cache_root}/text/{model_family}``;
+* no ``cache_dir``, a type declaring ``local_files`` (or no ``text_embeds`` entry at all): the
+  local folder ``{options.cache_root}/text/{model_family}``;
 * no ``cache_dir``, another type: the backend's own location, under ``text/{model_family}/``.
 
 VAE latents (per dataset):
 
 * ``cache_dir_vae`` set: that root, on the ``image_embeds`` entry's storage when the dataset
   names one, else a local folder;
-* ``image_embeds`` without ``cache_dir_vae``: the entry's storage with root ``cache_dir`` (local
-  type without it: ``{options.cache_root}/vae``; other types: the backend's own location),
+* ``image_embeds`` without ``cache_dir_vae``: the entry's storage with root ``cache_dir``
+  (``local_files`` type without it: ``{options.cache_root}/vae``; other types: the backend's own
+  location),
   under ``{model_family}/{dataset id}/``;
 * neither: the local folder ``{options.cache_root}/vae/{model_family}/{dataset id}``.
 
@@ -34,16 +35,23 @@ from databackend.storage.localdir import LocalDirectory
 if TYPE_CHECKING:
     from databackend.caches.encoders import ImageEncoder, TextEncoder
     from databackend.caches.imaging import SampleSource
-    from databackend.config.models import ImageBackendConfig
+    from databackend.config.models import BaseBackendConfig, ImageBackendConfig
     from databackend.config.plan import DataPlan
     from databackend.context import BuildContext
     from databackend.storage.base import StorageBackend
 
-__all__ = ["latent_cache_location", "open_latent_cache", "open_text_cache",
+__all__ = ["latent_cache_location", "local_files", "open_latent_cache", "open_text_cache",
            "open_text_cache_entry", "text_cache_location"]
 
 #: The id of the text cache used when a plan has no ``text_embeds`` entry.
 DEFAULT_TEXT_CACHE_ID = "text-embeds"
+
+
+def local_files(entry: BaseBackendConfig, context: BuildContext) -> bool:
+    """Whether the entry's type declares ``local_files`` (its caches default to the local
+    cache folder; decided by the declaration, never by the type's name)."""
+    declared = context.registry.types.get(entry.type)
+    return bool(declared is not None and declared.local_files)
 
 
 def _compress(value: bool | None, context: BuildContext) -> bool:
@@ -56,7 +64,7 @@ def text_cache_location(entry: TextEmbedBackendConfig | None, context: BuildCont
     family = context.options.model_family
     if entry is not None and entry.cache_dir:
         return build_storage(entry, context, root=entry.cache_dir), ""
-    if entry is None or entry.type == "local":
+    if entry is None or local_files(entry, context):
         root = os.path.join(context.options.cache_root, "text", family)
         return LocalDirectory(dataset_id=entry.id if entry else DEFAULT_TEXT_CACHE_ID,
                               root=root), ""
@@ -109,7 +117,7 @@ def latent_cache_location(plan: DataPlan, dataset: ImageBackendConfig, context: 
     prefix = f"{options.model_family}/{dataset.id}"
     if embeds.cache_dir:
         return build_storage(embeds, context, root=embeds.cache_dir), prefix
-    if embeds.type == "local":
+    if local_files(embeds, context):
         root = os.path.join(options.cache_root, "vae")
         return LocalDirectory(dataset_id=embeds.id, root=root), prefix
     return build_storage(embeds, context), prefix

@@ -22,8 +22,7 @@ def plugin_rows(registry: PluginRegistry) -> list[dict[str, Any]]:
             "name": name,
             "source": sources.get(name, "?"),
             "types": sorted(t for t in registry.backends if registry.plugin_of(t) == name),
-            "strategies": sorted(s for s, (_, owner) in registry._strategies.items()
-                                 if owner == name),
+            "strategies": registry.strategies_of(name),
             "hooks": sorted(h.name for h in pm.get_hookcallers(plugin) or ()),
         })
     return rows

@@ -9,26 +9,26 @@ from typing import Any
 from databackend.commands.common import add_config_arguments, load_plan
 from databackend.config.models import BaseBackendConfig, ImageBackendConfig
 from databackend.config.plan import DataPlan
+from databackend.registry import PluginRegistry
 
 __all__ = ["plan_rows", "register"]
 
 
-def _where(entry: BaseBackendConfig) -> str:
-    storage = entry.storage
-    for key in ("instance_data_dir", "aws_bucket_name", "csv_file", "dataset_name"):
-        value = getattr(storage, key, None)
-        if value:
-            prefix = getattr(storage, "aws_data_prefix", "") if key == "aws_bucket_name" else ""
-            return f"{value}/{prefix}".rstrip("/") if prefix else str(value)
-    return getattr(entry, "cache_dir", None) or "-"
+def _where(entry: BaseBackendConfig, registry: PluginRegistry | None) -> str:
+    """The location the entry's type declares (``BackendType.location``), else its cache
+    folder, else ``-``."""
+    declared = registry.types.get(entry.type) if registry is not None else None
+    where = declared.where(entry.storage) if declared is not None else None
+    return where or getattr(entry, "cache_dir", None) or "-"
 
 
-def plan_rows(plan: DataPlan) -> list[dict[str, Any]]:
-    """One row per entry in build order (no secrets: only ids, types and locations)."""
+def plan_rows(plan: DataPlan, registry: PluginRegistry | None = None) -> list[dict[str, Any]]:
+    """One row per entry in build order (no secrets: only ids, types and locations; the
+    location comes from the types in ``registry``)."""
     rows = []
     for n, e in enumerate(plan.entries, 1):
         row: dict[str, Any] = {"order": n, "id": e.id, "dataset_type": e.dataset_type,
-                               "type": e.type, "location": _where(e)}
+                               "type": e.type, "location": _where(e, registry)}
         if isinstance(e, ImageBackendConfig):
             te = plan.text_embeds_for(e)
             row.update(text_embeds=te.id if te else None, image_embeds=e.image_embeds,
@@ -40,8 +40,8 @@ def plan_rows(plan: DataPlan) -> list[dict[str, Any]]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    plan, _ = load_plan(args)
-    rows = plan_rows(plan)
+    plan, context = load_plan(args)
+    rows = plan_rows(plan, context.registry)
     if args.json:
         print(json.dumps({"entries": rows, "warnings": list(plan.warnings)}, indent=2))
         return 0

@@ -13,7 +13,6 @@ ALIASES: Mapping[str, str] = MappingProxyType({
     "text_embed_cache": "text_embeds",
     "disable": "disabled",
     "is_regularization_data": "is_regularisation_data",
-    "csv_hash_filenames": "hash_filenames",
 })
 
 #: Keys SimpleTuner accepts whose feature databackend does not implement yet: a warning, not an
@@ -26,6 +25,7 @@ UNIMPLEMENTED_KEYS = frozenset({
     "conditioning_image_embeds", "cache_dir_conditioning_image_embeds",
     "conditioning_image_embed_batch_size", "max_upscale_threshold", "ignore_epochs",
     "memory_filesystem_path", "memory_filesystem_size", "memory_filesystem_sudo",
-    "csv_shorten_filenames", "shorten_filenames", "video_column", "audio_column",
-    "aws",
+    "shorten_filenames", "video_column", "audio_column",
 })
+# Backend-specific spellings (``csv_hash_filenames``) and ignored keys (``aws``,
+# ``csv_shorten_filenames``) are declared by the backend types (see config/capabilities.py).

@@ -22,9 +22,8 @@ from databackend.audio.config import AudioBackendConfig
 from databackend.audio.s2v import fill_keeping_lyrics_format, inject_s2v_audio
 from databackend.conditioning import config as conditioning_config
 from databackend.conditioning.expand import expand_generators
-from databackend.config import depsort, rules
+from databackend.config import capabilities, depsort, rules
 from databackend.config.converter import make_converter, structure_errors
-from databackend.config.keys import ALIASES, UNIMPLEMENTED_KEYS
 from databackend.config.models import (
     BaseBackendConfig,
     ImageBackendConfig,
@@ -113,11 +112,11 @@ def _fields(cls: type[Any]) -> set[str]:
     return {f.name for f in attrs.fields(cls)} if attrs.has(cls) else set()
 
 
-def _normalise(raw: Mapping[str, Any]) -> dict[str, Any]:
+def _normalise(raw: Mapping[str, Any], aliases: Mapping[str, str]) -> dict[str, Any]:
     """Apply aliases (canonical wins) and the conditioning_type rule."""
     entry: dict[str, Any] = {}
     for key, value in raw.items():
-        canon = ALIASES.get(key, key)
+        canon = aliases.get(key, key)
         if canon != key and canon in raw:
             continue
         entry[canon] = value
@@ -141,7 +140,8 @@ def _kind_class(entry: dict[str, Any], label: str) -> tuple[type[BaseBackendConf
 
 
 def _split_keys(entry: dict[str, Any], core: set[str], plugin: set[str], label: str,
-                problems: list[str], warnings: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+                problems: list[str], warnings: list[str], ignored: frozenset[str]
+                ) -> tuple[dict[str, Any], dict[str, Any]]:
     core_part: dict[str, Any] = {}
     plugin_part: dict[str, Any] = {}
     for key, value in entry.items():
@@ -149,7 +149,7 @@ def _split_keys(entry: dict[str, Any], core: set[str], plugin: set[str], label: 
             plugin_part[key] = value
         elif key in core and key != "storage":
             core_part[key] = value
-        elif key in UNIMPLEMENTED_KEYS:
+        elif key in ignored:
             warnings.append(f"{label}: `{key}` is a SimpleTuner key that databackend does not "
                             "implement yet; it is ignored")
         else:
@@ -195,7 +195,7 @@ def _backend_config_class(entry: dict[str, Any], registry: PluginRegistry, label
         problems.append(missing_backend_message(btype, str(entry.get("id", "?")),
                                                 list(registry.backends)))
         return None
-    return registry.backends[btype].Config
+    return registry.types[btype].Config
 
 
 def parse_entry(raw: Any, index: int, registry: PluginRegistry, opts: FactoryOptions,
@@ -204,7 +204,7 @@ def parse_entry(raw: Any, index: int, registry: PluginRegistry, opts: FactoryOpt
     built even partially, e.g. no id) and its problems."""
     if not isinstance(raw, dict):
         return None, [f"entry #{index}: must be an object; got {type(raw).__name__}"]
-    entry = _normalise(raw)
+    entry = _normalise(raw, capabilities.aliases_for(raw.get("type"), registry))
     ident = entry.get("id")
     label = f"dataset {ident!r}" if isinstance(ident, str) and ident else f"entry #{index}"
     problems: list[str] = []
@@ -219,13 +219,16 @@ def parse_entry(raw: Any, index: int, registry: PluginRegistry, opts: FactoryOpt
     # Without the backend's plugin its keys cannot be checked: report only the missing plugin.
     plugin_keys = _fields(cfg_cls) if cfg_cls else set(entry) - _fields(kind_cls)
     core_part, plugin_part = _split_keys(entry, _fields(kind_cls), plugin_keys, label,
-                                         problems, warnings)
+                                         problems, warnings,
+                                         capabilities.ignored_for(entry.get("type"), registry))
     storage = _structure(plugin_part, cfg_cls, label, problems) if cfg_cls else None
     config = _structure({**core_part, "storage": None}, kind_cls, label, problems)
     if config is None:
         return None, problems
-    config = attrs.evolve(config, storage=storage)
-    problems += [f"{label}: {p}" for p in rules.check_dataset(config, opts)]
+    config = capabilities.apply_defaults(attrs.evolve(config, storage=storage), registry)
+    problems += [f"{label}: {p}" for p in rules.check_dataset(
+        config, opts, capabilities.choices(registry))]
+    problems += [f"{label}: {p}" for p in capabilities.read_only_problems(config, registry)]
     return config, problems
 
 

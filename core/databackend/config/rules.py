@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import difflib
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from databackend.audio.config import audio_reference_problems, check_audio
 from databackend.config import limits
+from databackend.captionstrategy import BUILTIN_CAPTION_STRATEGIES
 from databackend.config.models import (
     BaseBackendConfig,
     ImageBackendConfig,
@@ -18,10 +19,11 @@ from databackend.options import SHORT_BUCKET_POLICIES, FactoryOptions
 
 __all__ = ["CAPTION_STRATEGIES", "check_dataset", "check_references", "suggest"]
 
-CAPTION_STRATEGIES = ("filename", "textfile", "instanceprompt", "parquet", "csv", "huggingface")
+#: The built-in strategies; plugins add theirs (``check_dataset(..., choices=...)``).
+CAPTION_STRATEGIES = BUILTIN_CAPTION_STRATEGIES
 CROP_STYLES = ("random", "center", "centre", "corner", "face")
 CROP_ASPECTS = ("square", "preserve", "closest", "random")
-METADATA_BACKENDS = ("discovery", "json", "filesystem", "parquet", "huggingface")
+METADATA_BACKENDS = ("discovery", "json", "filesystem", "parquet")
 SKIP_TOKENS = ("vae", "aspect", "metadata", "text")
 CONDITIONING_TYPES = ("controlnet", "mask", "reference_strict", "reference_loose", "segmentation")
 
@@ -88,9 +90,11 @@ def _sampling(d: ImageBackendConfig) -> list[str]:
     return out
 
 
-def _captions(d: ImageBackendConfig) -> list[str]:
-    out = _choice("caption_strategy", d.caption_strategy, CAPTION_STRATEGIES)
-    out += _choice("metadata_backend", d.metadata_backend, METADATA_BACKENDS)
+def _captions(d: ImageBackendConfig, choices: Mapping[str, Sequence[str]]) -> list[str]:
+    out = _choice("caption_strategy", d.caption_strategy,
+                  choices.get("caption_strategy", CAPTION_STRATEGIES))
+    out += _choice("metadata_backend", d.metadata_backend,
+                   choices.get("metadata_backend", METADATA_BACKENDS))
     out += _choice("conditioning_type", d.conditioning_type, CONDITIONING_TYPES)
     needs_prompt = d.caption_strategy == "instanceprompt" or d.prepend_instance_prompt
     if needs_prompt and not d.instance_prompt:
@@ -115,14 +119,16 @@ def _media(d: ImageBackendConfig, opts: FactoryOptions) -> list[str]:
     return video_problems(d.video, framerate=opts.framerate)
 
 
-def check_dataset(entry: BaseBackendConfig, opts: FactoryOptions) -> list[str]:
-    """Every value problem of one entry, as ``key: ...`` lines."""
+def check_dataset(entry: BaseBackendConfig, opts: FactoryOptions,
+                  choices: Mapping[str, Sequence[str]] | None = None) -> list[str]:
+    """Every value problem of one entry, as ``key: ...`` lines; ``choices`` extends the
+    accepted values of ``caption_strategy``/``metadata_backend`` (plugins' contributions)."""
     out = []
     if isinstance(entry, (TextEmbedBackendConfig, ImageEmbedBackendConfig)) \
             and entry.write_batch_size < 1:
         out.append(f"`write_batch_size` must be >= 1; got {entry.write_batch_size}")
     if isinstance(entry, ImageBackendConfig):
-        out += _geometry(entry, opts) + _sampling(entry) + _captions(entry)
+        out += _geometry(entry, opts) + _sampling(entry) + _captions(entry, choices or {})
         out += _media(entry, opts)
     out += check_audio(entry)
     check = getattr(entry.storage, "problems", None)

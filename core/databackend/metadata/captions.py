@@ -11,7 +11,9 @@
   name). ``caption_column`` may list several columns (each gives captions);
   ``fallback_caption_column`` is used when they are empty. When the table has
   ``width_column``/``height_column``, sizes come from it and the image is not read.
-* ``csv`` / ``huggingface``: :meth:`StorageBackend.caption` of the storage plugin.
+* any other name: the caption strategy a plugin registered under it
+  (:class:`~databackend.captionstrategy.CaptionStrategy`; e.g. ``csv`` and ``huggingface``
+  return :meth:`StorageBackend.caption` of the storage).
 
 Then ``only_instance_prompt`` replaces every caption by ``instance_prompt``, and
 ``prepend_instance_prompt`` prefixes it (``"{instance_prompt} {caption}"``). A sample without a
@@ -34,6 +36,7 @@ import attrs
 import numpy as np
 
 from databackend.errors import ConfigError, StorageError
+from databackend.metadata.captionpaths import caption_file_of, filename_caption, is_caption_file
 from databackend.metadata.params import CaptionSettings, TableSettings
 from databackend.storage.base import FileInfo, StorageBackend
 
@@ -46,25 +49,6 @@ __all__ = ["CaptionBook", "CaptionSource", "CaptionTableRows", "caption_file_of"
 log = logging.getLogger(__name__)
 Captions = tuple[str, ...]
 NO_STAMP = (-1.0, -1.0)
-
-
-def filename_caption(path: str) -> str:
-    """The ``filename`` strategy: stem of the file name, ``_`` -> space."""
-    name = path.rpartition("/")[2]
-    stem = name.rpartition(".")[0]
-    if not stem.strip("."):  # ".hidden" or no extension: the whole name, as splitext does
-        stem = name
-    return stem.replace("_", " ").strip()
-
-
-def is_caption_file(path: str) -> bool:
-    """Whether a listed path is a ``.txt`` caption file."""
-    return path[-4:].lower() == ".txt"
-
-
-def caption_file_of(path: str) -> str:
-    """``a/b/img.jpg`` -> ``a/b/img.txt``."""
-    return f"{posixpath.splitext(path)[0]}.txt"
 
 
 def _split_text(text: str, multiline: bool) -> Captions:
@@ -236,8 +220,8 @@ class CaptionSource:
             return self._textfiles(paths)
         if s.strategy == "parquet":
             return [row[0] if (row := self._row(p)) else () for p in paths]
-        if s.strategy in ("csv", "huggingface"):
-            return [_cell_captions(self.storage.caption(p)) for p in paths]
+        if s.plugin is not None:
+            return [_cell_captions(c) for c in s.plugin().captions(self.storage, paths)]
         raise ConfigError([f"dataset {self.storage.dataset_id!r}: unknown caption_strategy "
                            f"{s.strategy!r}"])
 

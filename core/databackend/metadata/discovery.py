@@ -24,86 +24,29 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-import numpy as np
-
-from databackend.errors import DatabackendError, StorageError
-from databackend.metadata import params as cfg
-from databackend.metadata.backend import MetadataBackend
-from databackend.metadata.index import DatasetIndex
-from databackend.metadata.report import ScanReport, bucket_table, effective_buckets
-from databackend.metadata.scanrun import INDEX_KEY, ScanRun
-from databackend.storage.localdir import LocalDirectory
+from databackend.errors import StorageError
+from databackend.metadata.indexed import INDEX_KEY, IndexedMetadataBackend
+from databackend.metadata.report import ScanReport
+from databackend.metadata.scanrun import ScanRun
 
 if TYPE_CHECKING:
-
     from PIL import Image
 
-    from databackend.config.models import ImageBackendConfig
-    from databackend.context import BuildContext
-    from databackend.geometry import GeometryParams
     from databackend.storage.base import StorageBackend
 
-__all__ = ["DiscoveryMetadataBackend"]
+__all__ = ["INDEX_KEY", "DiscoveryMetadataBackend"]
 
 log = logging.getLogger(__name__)
 
 
-class DiscoveryMetadataBackend(MetadataBackend):
+class DiscoveryMetadataBackend(IndexedMetadataBackend):
     """Header-only discovery with a persisted, incremental index (see the module docstring).
 
-    Class attributes tune checkpoints and multi-rank waits; ``index_storage`` (a constructor
-    argument) moves the index elsewhere than ``{cache_root}/metadata/{id}/``.
+    Settings, fingerprints, the index and the bucket tables come from
+    :class:`~databackend.metadata.indexed.IndexedMetadataBackend`; this class lists and probes.
     """
-
-    checkpoint_interval_s: float = 60.0
-    checkpoint_files: int = 50_000
-    rank_timeout_s: float = 3600.0
-    rank_poll_s: float = 0.5
-
-    def __init__(self, dataset: ImageBackendConfig, storage: StorageBackend,
-                 context: BuildContext, *, index_storage: StorageBackend | None = None,
-                 start_method: str | None = None) -> None:
-        """Resolve the settings; nothing is read until :meth:`scan` or :attr:`index`."""
-        super().__init__(dataset, storage, context)
-        opts = context.options
-        self._params = cfg.geometry_params(dataset, opts)
-        self.caption_settings = cfg.caption_settings(dataset, opts)
-        self.settings = cfg.scan_settings(dataset, opts, context.world_size)
-        if "rank_timeout_s" not in type(self).__dict__:  # a subclass may pin its own
-            self.rank_timeout_s = opts.peer_timeout_s
-        self.index_storage = index_storage or LocalDirectory(
-            root=cfg.index_folder(dataset, opts), dataset_id=dataset.id)
-        self.start_method = start_method
-        self.geometry_fp = cfg.geometry_fingerprint(self._params, opts.seed)
-        self.caption_fp = self.caption_settings.fingerprint()
-        self.fingerprint = cfg.combined_fingerprint(self.geometry_fp, self.caption_fp)
-        self._index: DatasetIndex | None = None
-        self.report: ScanReport | None = None
-
-    @property
-    def params(self) -> GeometryParams:
-        """The dataset's geometry parameters (dataset keys over factory options)."""
-        return self._params
-
-    @property
-    def index(self) -> DatasetIndex:
-        """The index of the last scan, else the persisted one (which must match the settings)."""
-        if self._index is None:
-            found = DatasetIndex.load(self.index_storage, INDEX_KEY)
-            if found is None:
-                raise DatabackendError(f"dataset {self.dataset.id!r} has no index yet in "
-                                       f"{self.index_storage.describe()}; run a scan first")
-            if found.params_fingerprint != self.fingerprint and not self.settings.use_persisted:
-                raise DatabackendError(f"dataset {self.dataset.id!r}: the stored index was made "
-                                       "with other bucketing or caption settings; rescan it")
-            self._index = found
-        return self._index
-
-    def captions_of(self, i: int) -> tuple[str, ...]:
-        """The caption(s) of sample ``i``."""
-        return self.index.captions_of(i)
 
     def scan(self, *, progress: bool = True, rank: int = 0, world_size: int = 1) -> ScanReport:
         """Scan the dataset (see the module docstring) and return what happened.
@@ -117,9 +60,10 @@ class DiscoveryMetadataBackend(MetadataBackend):
         started = time.perf_counter()
         run = ScanRun(self, progress=progress and sys.stderr.isatty(), rank=rank,
                        world_size=max(1, world_size))
-        self._index = run.execute()
+        index = run.execute()
+        self.set_index(index)
         report = run.report
-        warning = report.describe_index(self._index, self.bucket_rows())
+        warning = report.describe_index(index, self.bucket_rows())
         if warning:
             log.warning("dataset %r: %s", self.dataset.id, warning)
         report.elapsed = time.perf_counter() - started
@@ -127,19 +71,6 @@ class DiscoveryMetadataBackend(MetadataBackend):
         if log.isEnabledFor(logging.INFO):
             log.info("%s", report.format_table())
         return report
-
-    def bucket_rows(self) -> list[Any]:
-        """The bucket table of the current index under the dataset's batch size and policy."""
-        s = self.settings
-        return bucket_table(self.index.buckets(), batch_size=s.batch_size, repeats=s.repeats,
-                            policy=s.policy, world_size=s.world_size, rounding=self.params.rounding)
-
-    def effective_buckets(self) -> dict[tuple[int, int], np.ndarray]:
-        """``{target size: indices}`` after the short-bucket policy (``drop`` removes buckets
-        smaller than one batch)."""
-        s = self.settings
-        return effective_buckets(self.index.buckets(), batch_size=s.batch_size,
-                                 repeats=s.repeats, policy=s.policy, world_size=s.world_size)
 
     def raw_image(self, i: int) -> tuple[str | None, StorageBackend] | None:
         """``(local path or None, storage)`` of sample ``i``'s file, for decoders that open it

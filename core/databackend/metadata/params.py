@@ -38,7 +38,6 @@ IMAGE_EXTENSIONS: frozenset[str] = frozenset(
 _GEOMETRY_KEYS = ("crop", "crop_style", "crop_aspect", "crop_aspect_buckets",
                   "minimum_image_size", "maximum_image_size", "target_downsample_size",
                   "minimum_aspect_ratio", "maximum_aspect_ratio")
-_STRATEGY_FOR_TYPE = {"csv": "csv", "huggingface": "huggingface"}
 
 
 def _hash(payload: Any) -> str:
@@ -121,24 +120,28 @@ class CaptionSettings:
     only_instance_prompt: bool = False
     disable_multiline_split: bool = False
     table: TableSettings | None = None
+    #: The plugin's strategy class when ``strategy`` is not built in (not fingerprinted).
+    plugin: Any = attrs.field(default=None, eq=False, repr=False)
 
     def fingerprint(self) -> str:
-        """A stable hash of every field."""
-        return _hash(attrs.asdict(self))
+        """A stable hash of every field but ``plugin``."""
+        return _hash(attrs.asdict(self, filter=lambda a, _: a.name != "plugin"))
 
 
-def caption_settings(dataset: ImageBackendConfig, options: FactoryOptions) -> CaptionSettings:
+def caption_settings(dataset: ImageBackendConfig, options: FactoryOptions,
+                     strategies: Mapping[str, Any] | None = None) -> CaptionSettings:
     """The dataset's caption settings (``caption_strategy`` falls back to the factory option;
-    csv and huggingface storage types default to their own strategy)."""
-    strategy = (dataset.caption_strategy or _STRATEGY_FOR_TYPE.get(dataset.type)
-                or options.caption_strategy)
+    the plan already gave datasets their type's default). ``strategies``: the plugins'
+    caption strategy classes by name."""
+    strategy = dataset.caption_strategy or options.caption_strategy
     table = None
     if strategy == "parquet":
         table = TableSettings.from_block(dataset.parquet or {}, dataset.id)
     return CaptionSettings(strategy=strategy, instance_prompt=dataset.instance_prompt,
                            prepend_instance_prompt=dataset.prepend_instance_prompt,
                            only_instance_prompt=dataset.only_instance_prompt,
-                           disable_multiline_split=dataset.disable_multiline_split, table=table)
+                           disable_multiline_split=dataset.disable_multiline_split, table=table,
+                           plugin=(strategies or {}).get(strategy))
 
 
 def combined_fingerprint(geometry_fp: str, caption_fp: str) -> str:

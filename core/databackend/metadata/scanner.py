@@ -32,7 +32,7 @@ import numpy as np
 from databackend import imageprobe as probe
 from databackend.errors import StorageError
 from databackend.geometry import GeometryParams
-from databackend.metadata.captions import caption_file_of
+from databackend.metadata.captionpaths import caption_file_of
 from databackend.metadata.index import DatasetIndex
 from databackend.metadata.placement import failed_row, place
 from databackend.storage.base import FileInfo, StorageBackend

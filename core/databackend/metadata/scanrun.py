@@ -17,6 +17,7 @@ from databackend.errors import StorageError
 from databackend.metadata import params as cfg
 from databackend.metadata.captions import CaptionBook, CaptionSource, is_caption_file
 from databackend.metadata.index import PROBE_FAILURES, REASON_CODES, REASONS, DatasetIndex
+from databackend.metadata.indexed import INDEX_KEY
 from databackend.metadata.report import ProgressBar, ScanReport
 from databackend.metadata.scanner import (
     ROW_WIDTH,
@@ -35,14 +36,14 @@ from databackend.storage.localdir import LocalDirectory
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
 
-    from databackend.metadata.discovery import DiscoveryMetadataBackend
+    from databackend.metadata.indexed import IndexedMetadataBackend
 
 __all__ = ["CHECKPOINT_KEY", "DONE_KEY", "INDEX_KEY", "ScanRun"]
 
 log = logging.getLogger(__name__)
 _PROBLEMATIC = ("corrupt", "not_an_image")
 _UNWANTED = ("too_small", "aspect_out_of_range")
-INDEX_KEY, CHECKPOINT_KEY, DONE_KEY = "index.dbi", "checkpoint.dbi", "done.json"
+CHECKPOINT_KEY, DONE_KEY = "checkpoint.dbi", "done.json"
 _NO_CAPTION = REASON_CODES["no_caption"]
 _STICKY = [REASON_CODES[r] for r in PROBE_FAILURES]  # a bad file stays bad while unchanged
 _UNREADABLE = REASON_CODES["unreadable"]  # (denied, timed out) is probed again by each scan
@@ -56,7 +57,7 @@ class ScanRun:
     final). New files are sent to the prober while the listing is still running.
     """
 
-    def __init__(self, backend: DiscoveryMetadataBackend, *, progress: bool, rank: int,
+    def __init__(self, backend: IndexedMetadataBackend, *, progress: bool, rank: int,
                  world_size: int) -> None:
         self.b = backend
         self.rank, self.world = rank, world_size

@@ -28,8 +28,9 @@ from __future__ import annotations
 import builtins
 import io
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from types import MappingProxyType
 from typing import Any, BinaryIO, ClassVar, NamedTuple
 
 __all__ = ["FileInfo", "StorageBackend"]
@@ -63,6 +64,31 @@ class StorageBackend(ABC):
     #: How many concurrent requests :meth:`read_many` and the scanner use; remote backends
     #: raise it, per class or per instance (e.g. from a config key).
     io_concurrency: int = 8
+
+    # --- declared capabilities (plugin API 1.0; see docs/plugins.md) ------------------------
+    #: Every key is a file on the local filesystem (:meth:`local_path` returns it): readers may
+    #: open files directly, and caches of such an entry default to the local cache folder.
+    local_files: ClassVar[bool] = False
+    #: The storage cannot be written: caches or outputs placed on it are config errors, and
+    #: ``write``/``delete`` raise :class:`~databackend.errors.ReadOnlyStorageError`.
+    read_only: ClassVar[bool] = False
+    #: The caption strategy a dataset of this type uses when it sets no ``caption_strategy``
+    #: (a backend holding captions, e.g. a CSV column, names the strategy it registers).
+    default_caption_strategy: ClassVar[str | None] = None
+    #: Extra ``metadata_backend`` values this type accepts (its metadata hook selects on them).
+    metadata_backends: ClassVar[tuple[str, ...]] = ()
+    #: Spellings of config keys accepted for this type: ``{alias: canonical key}``.
+    key_aliases: ClassVar[Mapping[str, str]] = MappingProxyType({})
+    #: Keys of other tools accepted for this type and ignored with a warning.
+    ignored_keys: ClassVar[frozenset[str]] = frozenset()
+    #: What to install when this type is missing or its dependencies are (``pip install ...``);
+    #: None: the distribution that registered the class.
+    install_hint: ClassVar[str | None] = None
+
+    @classmethod
+    def location(cls, config: Any) -> str | None:
+        """Where a dataset of this type lives, for ``databackend validate`` (secret-free)."""
+        return None
 
     def __init__(self, config: Any, *, dataset_id: str, root: str | None = None) -> None:
         """Create the backend for ``dataset_id`` from its config; ``root`` overrides the data root."""
@@ -108,7 +134,8 @@ class StorageBackend(ABC):
     def caption(self, path: str) -> str | builtins.list[str] | None:
         """A caption the storage itself holds for ``path`` (a CSV or dataset column), if any.
 
-        Used by ``caption_strategy`` ``csv`` and ``huggingface``; file-based backends return None.
+        Used by storage caption strategies (:class:`~databackend.captionstrategy.StorageCaptions`,
+        e.g. ``csv`` and ``huggingface``); file-based backends return None.
         """
         return None
 

@@ -111,6 +111,7 @@ class LocalDirectory(StorageBackend):
     #: Internal: built directly with a root, never from a dataset config.
     Config: ClassVar[type[Any]] = dict
     io_concurrency = 8
+    local_files = True
 
     def __init__(self, config: Any = None, *, dataset_id: str = "", root: str | None = None) -> None:
         """Serve the folder ``root`` (or :meth:`data_root` of the config)."""

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 from botocore import exceptions as bx
 
-from databackend.storage.base import FileInfo, StorageBackend
+from databackend.pluginapi import FileInfo, StorageBackend
 from databackend_aws.client import S3Metrics, make_client
 from databackend_aws.config import AwsConfig, normalise_prefix, safe_url
 from databackend_aws.errors import Breaker, S3StorageError, Where, translate

@@ -20,7 +20,7 @@ import time
 import attrs
 from botocore import exceptions as bx
 
-from databackend.errors import StorageError
+from databackend.pluginapi import StorageError
 from databackend_aws.redact import redact
 
 __all__ = ["FATAL_KINDS", "Breaker", "S3StorageError", "Where", "translate"]

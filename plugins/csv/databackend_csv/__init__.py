@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from databackend import StorageBackend, hookimpl
+from databackend.pluginapi import CaptionStrategy, StorageBackend, hookimpl
 from databackend_csv.backend import CsvBackend
 from databackend_csv.cache import DiskCache
+from databackend_csv.captions import CsvCaptions
 from databackend_csv.config import CsvConfig
 from databackend_csv.errors import DownloadError, QuarantinedError, ReadOnlyError
 from databackend_csv.quarantine import Quarantine, QuarantineEntry
@@ -18,7 +19,9 @@ from databackend_csv.stats import DownloadEvent
 from databackend_csv.urls import key_for_url
 
 __all__ = [
+    "DATABACKEND_PLUGIN_API",
     "CsvBackend",
+    "CsvCaptions",
     "CsvConfig",
     "DiskCache",
     "DownloadError",
@@ -28,11 +31,21 @@ __all__ = [
     "QuarantinedError",
     "ReadOnlyError",
     "databackend_register_backends",
+    "databackend_register_caption_strategies",
     "key_for_url",
 ]
+
+#: The plugin API this plugin is built for (checked by the core at load time).
+DATABACKEND_PLUGIN_API = "1.0"
 
 
 @hookimpl
 def databackend_register_backends() -> Sequence[type[StorageBackend]]:
     """Register the ``csv`` backend type."""
     return [CsvBackend]
+
+
+@hookimpl
+def databackend_register_caption_strategies() -> Sequence[type[CaptionStrategy]]:
+    """Register the ``csv`` caption strategy (the caption column; the type's default)."""
+    return [CsvCaptions]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from databackend.errors import StorageError
+from databackend.pluginapi import ReadOnlyStorageError
 
 __all__ = ["REASONS", "DownloadError", "FetchError", "QuarantinedError", "ReadOnlyError"]
 
@@ -42,5 +42,5 @@ class QuarantinedError(DownloadError, FileNotFoundError):
     """The URL failed recently and is quarantined: no request was made."""
 
 
-class ReadOnlyError(StorageError, PermissionError):
+class ReadOnlyError(ReadOnlyStorageError):
     """The csv backend is read-only: its files are the URLs of a CSV."""

@@ -9,7 +9,9 @@ the index go elsewhere (``{cache_root}``), never into the dataset.
 
 Random access comes from the memory-mapped Arrow files ``datasets`` prepares (normal mode) or,
 for ``streaming: true``, from the :class:`~databackend_huggingface.rowstore.RowStore` that the
-metadata scan fills during its single pass (before that scan, a streaming backend cannot read).
+metadata scan writes into :attr:`HuggingfaceBackend.rows_folder` during its single pass: the
+backend finds the committed store there itself (before that scan, a streaming backend cannot
+read). Nothing outside the backend changes its state.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from databackend.storage.base import FileInfo, StorageBackend
+from databackend.pluginapi import CaptionSettings, FileInfo, StorageBackend
 from databackend_huggingface.captions import CaptionPicker
 from databackend_huggingface.columns import column_array, column_chunks, image_cells
 from databackend_huggingface.config import HFSettings, HuggingfaceConfig
@@ -44,8 +46,11 @@ class HuggingfaceBackend(StorageBackend):
     Config = HuggingfaceConfig
     io_concurrency = 8
 
-    def __init__(self, config: Any, *, dataset_id: str, root: str | None = None) -> None:
-        """Resolve the settings; the dataset is opened on first use."""
+    def __init__(self, config: Any, *, dataset_id: str, root: str | None = None, seed: int = 0,
+                 rows_folder: str | None = None) -> None:
+        """Resolve the settings; the dataset is opened on first use. ``seed`` chooses among
+        several caption columns (the factory seed); ``rows_folder`` holds a streaming
+        dataset's row store (the plugin's builder puts it under the cache root)."""
         super().__init__(config, dataset_id=dataset_id, root=root)
         problems = config.problems()
         if problems:
@@ -55,9 +60,10 @@ class HuggingfaceBackend(StorageBackend):
         self._arrow: Any = None
         self._images: Any = None
         self._lock = threading.RLock()
-        self.row_store: RowStore | None = None
-        #: Set by the metadata backend to the factory seed (choice among caption columns).
-        self.caption_picker: CaptionPicker | None = None
+        self.rows_folder = rows_folder
+        self._store: RowStore | None = None
+        self.caption_picker = CaptionPicker(self.settings, CaptionSettings(strategy=self.name),
+                                            dataset_id, seed)
 
     # --- the dataset ---------------------------------------------------------------------------
     @property
@@ -93,20 +99,27 @@ class HuggingfaceBackend(StorageBackend):
             return None
         return len(self.opened.dataset)
 
-    def attach_row_store(self, store: RowStore | None) -> None:
-        """Serve reads of a streaming dataset from ``store`` (the metadata scan calls this)."""
-        if self.row_store is not None and self.row_store is not store:
-            self.row_store.close()
-        self.row_store = store
+    @property
+    def row_store(self) -> RowStore | None:
+        """The committed row store in :attr:`rows_folder` (streaming), found on first use and
+        again after a new pass replaced it; None before any pass."""
+        with self._lock:
+            if self._store is not None and not self._store.current():
+                self._store.close()
+                self._store = None
+            if self._store is None and self.rows_folder and self.streaming:
+                self._store = RowStore.latest(self.rows_folder)
+            return self._store
 
     def row_bytes(self, row: int) -> bytes:
         """The encoded image of ``row``; FileNotFoundError when there is none."""
         if self.streaming:
-            if self.row_store is None:
+            store = self.row_store
+            if store is None:
                 raise FileNotFoundError(
                     f"dataset {self.dataset_id!r} is streamed: row {row} can be read only after "
                     "a metadata scan stored its bytes (scan first)")
-            return self.row_store.read(row)
+            return store.read(row)
         n = self.num_rows() or 0
         if not 0 <= row < n:
             raise FileNotFoundError(f"dataset {self.dataset_id!r}: row {row} is out of range "
@@ -142,10 +155,11 @@ class HuggingfaceBackend(StorageBackend):
 
     def _row_sizes(self) -> Iterator[tuple[int, int]]:
         if self.streaming:
-            if self.row_store is None:
+            store = self.row_store
+            if store is None:
                 raise FileNotFoundError(f"dataset {self.dataset_id!r} is streamed: run a "
                                         "metadata scan before listing it")
-            yield from ((int(r), int(s)) for r, s in self.row_store.table[:, [0, 3]])
+            yield from ((int(r), int(s)) for r, s in store.table[:, [0, 3]])
             return
         view = self._arrow_view().select_columns([self.settings.source_column])
         start = 0
@@ -163,8 +177,9 @@ class HuggingfaceBackend(StorageBackend):
     def read_range(self, path: str, start: int, length: int) -> bytes:
         """A slice of :meth:`read` (streaming: one ``pread`` on the row store)."""
         row = self._row_of(path)
-        if self.streaming and self.row_store is not None:
-            return self.row_store.read(row, start, length)
+        store = self.row_store if self.streaming else None
+        if store is not None:
+            return store.read(row, start, length)
         return self.row_bytes(row)[start:start + length]
 
     def exists(self, path: str) -> bool:
@@ -174,14 +189,16 @@ class HuggingfaceBackend(StorageBackend):
         except FileNotFoundError:
             return False
         if self.streaming:
-            return self.row_store is not None and self.row_store.has(row)
+            store = self.row_store
+            return store is not None and store.has(row)
         return 0 <= row < (self.num_rows() or 0)
 
     def stat(self, path: str) -> FileInfo:
         """Size of the row's encoded image; mtime 0 (identity comes from the fingerprint)."""
         row = self._row_of(path)
-        if self.streaming and self.row_store is not None:
-            return FileInfo(path, self.row_store.size(row), 0.0)
+        store = self.row_store if self.streaming else None
+        if store is not None:
+            return FileInfo(path, store.size(row), 0.0)
         return FileInfo(path, len(self.row_bytes(row)), 0.0)
 
     def write(self, path: str, data: bytes) -> None:
@@ -201,11 +218,6 @@ class HuggingfaceBackend(StorageBackend):
         row = self._row_of(path)
         tile = parse_path(path)[1]  # type: ignore[index]
         picker = self.caption_picker
-        if picker is None:
-            from databackend.metadata.params import CaptionSettings
-
-            picker = CaptionPicker(self.settings, CaptionSettings(strategy="huggingface"),
-                                   self.dataset_id, 0)
         cols = sorted({c.split(".")[0] for _, c in picker.all_columns([tile])})
         table = self._arrow_view().select_columns(cols)[row] if cols else pa.table({})
         caps = picker.raw(table, [row], tile)[0] if cols else ()
@@ -249,8 +261,8 @@ class HuggingfaceBackend(StorageBackend):
 
     def close(self) -> None:
         """Close the row store's files."""
-        if self.row_store is not None:
-            self.row_store.close()
+        if self._store is not None:
+            self._store.close()
 
 
 def _byte_lengths(arr: pa.Array | None) -> np.ndarray:

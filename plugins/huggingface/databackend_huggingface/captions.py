@@ -24,7 +24,7 @@ from collections.abc import Sequence
 
 import pyarrow as pa
 
-from databackend.metadata.params import CaptionSettings
+from databackend.pluginapi import CaptionSettings
 from databackend_huggingface.columns import caption_cells, column_array
 from databackend_huggingface.config import HFSettings
 

@@ -30,7 +30,8 @@ __all__ = [
 ]
 
 #: Keys accepted both at the top level and inside the ``huggingface`` block.
-SHARED_KEYS = ("split", "revision", "image_column", "caption_column", "fallback_caption_column",
+SHARED_KEYS = ("dataset_name", "split", "revision", "image_column", "caption_column",
+               "fallback_caption_column",
                "width_column", "height_column", "split_composite_images",
                "composite_image_column", "cache_dir", "streaming", "num_proc",
                "filter_function", "video_column")
@@ -187,8 +188,10 @@ class HuggingfaceConfig:
     """Keys of a ``huggingface`` dataset (the JSON keys next to ``"type": "huggingface"``).
 
     ``dataset_name`` is a hub id (``user/name``), a local parquet/arrow/JSONL file or folder of
-    them, or a folder written by ``Dataset.save_to_disk``. Every key of :data:`SHARED_KEYS` may
-    also be given inside the ``huggingface`` block. See ``docs/huggingface.md``.
+    them, or a folder written by ``Dataset.save_to_disk``. Every key of :data:`SHARED_KEYS`
+    (``dataset_name`` included, where SimpleTuner's examples put it) may also be given inside
+    the ``huggingface`` block; set in both places, the values must be equal. See
+    ``docs/huggingface.md``.
     """
 
     dataset_name: str | None = None
@@ -233,12 +236,13 @@ class HuggingfaceConfig:
 
     def settings(self) -> HFSettings:
         """The merged settings; call :meth:`problems` first (bad values raise here)."""
-        if not self.dataset_name:
+        name = self.value("dataset_name")
+        if not name:
             raise ValueError("`dataset_name` is required for a huggingface dataset")
         columns = self.value("caption_column", "caption")
         block = self._block()
         return HFSettings(
-            dataset_name=self.dataset_name, split=self.value("split", "train"),
+            dataset_name=str(name), split=self.value("split", "train"),
             revision=self.value("revision"), image_column=self.value("image_column", "image"),
             caption_columns=(columns,) if isinstance(columns, str) else tuple(columns),
             fallback_caption_column=self.value("fallback_caption_column"),
@@ -290,9 +294,10 @@ class HuggingfaceConfig:
     def problems(self) -> list[str]:
         """Every invalid value, one line each (shown by ``databackend validate``); never raises."""
         out: list[str] = []
-        if not (isinstance(self.dataset_name, str) and self.dataset_name.strip()):
-            out.append("`dataset_name` is required (a hub id, a local data file or folder, or a "
-                       "save_to_disk folder)")
+        name = self.value("dataset_name")
+        if not (isinstance(name, str) and name.strip()):
+            out.append("`dataset_name` is required, at the top level or in the `huggingface` "
+                       "block (a hub id, a local data file or folder, or a save_to_disk folder)")
         out += self.conflicts() + self._block_problems() + self._column_problems()
         out += self._composite_problems() + self._filter_problems()
         num_proc = self.value("num_proc")
@@ -310,7 +315,7 @@ class HuggingfaceConfig:
             match = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.6)
             hint = f" (did you mean {match[0]!r}?)" if match else ""
             out.append(f"`huggingface.{key}`: unknown key{hint}")
-        for key in ("split", "revision", "image_column", "fallback_caption_column",
+        for key in ("dataset_name", "split", "revision", "image_column", "fallback_caption_column",
                     "width_column", "height_column", "composite_image_column", "cache_dir",
                     "filter_function", "quality_column", "description_column", "file_extension",
                     "video_column", "audio_column", "lyrics_column"):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from databackend.errors import StorageError
+from databackend.pluginapi import ReadOnlyStorageError, StorageError
 
 __all__ = ["DatasetLoadError", "MissingColumnError", "ReadOnlyError"]
 
@@ -13,7 +13,7 @@ class DatasetLoadError(StorageError):
     """``datasets`` could not open the dataset (unknown name, offline, bad split...)."""
 
 
-class ReadOnlyError(StorageError):
+class ReadOnlyError(ReadOnlyStorageError):
     """A write or delete was attempted on a (read-only) Hugging Face dataset."""
 
 

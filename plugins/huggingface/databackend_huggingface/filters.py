@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from databackend.errors import DatabackendError
+from databackend.pluginapi import DatabackendError
 from databackend_huggingface.columns import column_array, numbers
 from databackend_huggingface.config import FilterSettings
 

@@ -1,10 +1,11 @@
-"""The metadata backend of ``huggingface`` datasets, built on the core discovery backend.
+"""The metadata backend of ``huggingface`` datasets, built on the plugin API's building blocks.
 
-It keeps everything of :class:`~databackend.metadata.discovery.DiscoveryMetadataBackend` that is
-not about files (geometry parameters, fingerprints, the persisted :class:`DatasetIndex` under
-``{cache_root}/metadata/{id}/index.dbi``, bucket tables, the short-bucket warnings, the index
-property) and replaces the file listing and probing by one pass over the dataset's rows
-(:class:`~databackend_huggingface.scan.ScanPass`):
+:class:`~databackend.pluginapi.IndexedMetadataBackend` gives what is not about files (geometry
+parameters, fingerprints, the persisted :class:`DatasetIndex` under
+``{cache_root}/metadata/{id}/index.dbi``, bucket tables, the index property); this class adds
+one pass over the dataset's rows (:class:`~databackend_huggingface.scan.ScanPass`) instead of
+a file listing. It reads its storage but never changes it: the storage finds the row store the
+pass writes into its ``rows_folder`` itself.
 
 * the index's ``params_fingerprint`` covers the geometry, the caption settings and the Hugging
   Face settings (columns, filters and the predicate's code, composite, ``max_num_samples``);
@@ -32,11 +33,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from databackend.errors import ConfigError, DatabackendError, StorageError
-from databackend.metadata.discovery import DiscoveryMetadataBackend
-from databackend.metadata.index import DatasetIndex
-from databackend.metadata.params import combined_fingerprint, index_folder
-from databackend.metadata.report import ScanReport
+from databackend.pluginapi import (
+    ConfigError,
+    DatabackendError,
+    DatasetIndex,
+    IndexedMetadataBackend,
+    ScanReport,
+    StorageError,
+    combined_fingerprint,
+)
 from databackend_huggingface.backend import HuggingfaceBackend
 from databackend_huggingface.captions import CaptionPicker
 from databackend_huggingface.config import load_predicate, predicate_identity
@@ -50,9 +55,7 @@ from databackend_huggingface.validate import check_columns
 if TYPE_CHECKING:
     from PIL import Image
 
-    from databackend.config.models import ImageBackendConfig
-    from databackend.context import BuildContext
-    from databackend.storage.base import StorageBackend
+    from databackend.pluginapi import BuildContext, ImageBackendConfig, StorageBackend
 
 __all__ = ["HuggingfaceMetadataBackend"]
 
@@ -66,7 +69,7 @@ def _hash(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()[:16]
 
 
-class HuggingfaceMetadataBackend(DiscoveryMetadataBackend):
+class HuggingfaceMetadataBackend(IndexedMetadataBackend):
     """Scans a Hugging Face dataset's rows into the standard index (see the module docstring)."""
 
     def __init__(self, dataset: ImageBackendConfig, storage: StorageBackend,
@@ -84,13 +87,15 @@ class HuggingfaceMetadataBackend(DiscoveryMetadataBackend):
                                f"got {self.caption_settings.strategy!r}"])
         self.picker = CaptionPicker(self.hf, self.caption_settings, dataset.id,
                                     context.options.seed)
-        storage.caption_picker = self.picker
         self.predicate = self._predicate()
         self.hf_fp = _hash(self.hf.fingerprint(predicate_identity(self.predicate)
                                                if self.predicate else ""),
                            self.settings.max_num_samples)
         self.fingerprint = combined_fingerprint(self.geometry_fp, _hash(self.caption_fp, self.hf_fp))
-        self.rows_folder = os.path.join(index_folder(dataset, context.options), "rows")
+        if self.hf.streaming and not storage.rows_folder:
+            raise ConfigError([f"dataset {dataset.id!r}: a streaming huggingface storage needs "
+                               "a rows_folder (build it through databackend_make_backend)"])
+        self.rows_folder = storage.rows_folder or os.path.join(self.index_folder, "rows")
 
     def _predicate(self) -> Any:
         spec = self.hf.filters.function
@@ -117,8 +122,7 @@ class HuggingfaceMetadataBackend(DiscoveryMetadataBackend):
                                                                          progress)
             if world_size > 1:
                 self.index_storage.write(DONE_KEY, json.dumps({"tag": tag}).encode())
-        self._index = index
-        self._attach_store(index)
+        self.set_index(index)
         self._finish_report(report, index, started)
         return report
 
@@ -165,7 +169,7 @@ class HuggingfaceMetadataBackend(DiscoveryMetadataBackend):
                 writer.abort()
             raise
         if writer is not None:
-            self.hf_storage.attach_row_store(writer.commit())
+            writer.commit()  # the storage finds the committed store in its rows_folder
         index = self._assemble(work, data_fp, tag if writer is not None else None)
         index.save(self.index_storage, INDEX_KEY)
         c = report.counts
@@ -216,11 +220,6 @@ class HuggingfaceMetadataBackend(DiscoveryMetadataBackend):
                                    "the cache folder and see the same dataset?")
             time.sleep(self.rank_poll_s)
 
-    def _attach_store(self, index: DatasetIndex) -> None:
-        tag = (index.meta.get("hf") or {}).get("row_store")
-        if self.hf.streaming and tag and self.hf_storage.row_store is None:
-            self.hf_storage.attach_row_store(RowStore(self.rows_folder, str(tag)))
-
     def _finish_report(self, report: ScanReport, index: DatasetIndex, started: float) -> None:
         hf = index.meta.get("hf") or {}
         report.buckets = self.bucket_rows()
@@ -257,7 +256,6 @@ class HuggingfaceMetadataBackend(DiscoveryMetadataBackend):
         from PIL import ImageOps
 
         idx = self.index
-        self._attach_store(idx)
         path = str(idx.paths[i])
         parsed = parse_path(path)
         if parsed is None:

@@ -18,14 +18,17 @@ from typing import Any
 
 import numpy as np
 
-from databackend.geometry import (
+from databackend.pluginapi import (
+    REASONS,
+    CaptionTable,
+    DatasetIndex,
     GeometryParams,
     SampleGeometry,
+    SkippedFiles,
     aspect_out_of_range,
     compute_geometry,
     filter_reason,
 )
-from databackend.metadata.index import REASONS, CaptionTable, DatasetIndex, SkippedFiles
 
 __all__ = ["ROW_WIDTH", "build_index", "place_samples"]
 

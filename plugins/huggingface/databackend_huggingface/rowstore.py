@@ -121,6 +121,23 @@ class RowStore:
             return False
         return True
 
+    @classmethod
+    def latest(cls, folder: str) -> RowStore | None:
+        """The complete store in ``folder`` (a commit leaves at most one), or None."""
+        try:
+            names = sorted(n for n in os.listdir(folder) if n.endswith(".map.npy"))
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        for name in reversed(names):
+            tag = name[: -len(".map.npy")]
+            if cls.exists(folder, tag):
+                return cls(folder, tag)
+        return None
+
+    def current(self) -> bool:
+        """Whether this store is still in its folder (a newer pass replaces it)."""
+        return os.path.isfile(os.path.join(self.folder, f"{self.tag}.map.npy"))
+
     @staticmethod
     def remove_others(folder: str, keep: str) -> None:
         """Delete the files of every other tag (and stale partial shards)."""

@@ -31,14 +31,14 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from databackend.imageprobe import (
+from databackend.pluginapi import (
+    REASONS,
     CorruptImage,
     NeedMoreData,
     NotAnImage,
     probe_bytes,
     probe_file,
 )
-from databackend.metadata.index import REASONS
 from databackend_huggingface.backend import HuggingfaceBackend
 from databackend_huggingface.captions import CaptionPicker, Captions
 from databackend_huggingface.columns import (

@@ -8,9 +8,13 @@ from typing import Any
 
 import attrs
 
-from databackend import LocalDirectory, StorageBackend, hookimpl
+from databackend.pluginapi import LocalDirectory, StorageBackend, hookimpl
 
-__all__ = ["LocalBackend", "LocalConfig", "databackend_register_backends"]
+__all__ = ["DATABACKEND_PLUGIN_API", "LocalBackend", "LocalConfig",
+           "databackend_register_backends"]
+
+#: The plugin API this plugin is built for (checked by the core at load time).
+DATABACKEND_PLUGIN_API = "1.0"
 
 
 @attrs.frozen(kw_only=True)
@@ -36,6 +40,12 @@ class LocalBackend(LocalDirectory):
 
     name = "local"
     Config = LocalConfig
+    local_files = True
+
+    @classmethod
+    def location(cls, config: Any) -> str | None:
+        """``instance_data_dir``."""
+        return getattr(config, "instance_data_dir", None)
 
     def data_root(self, config: Any) -> str:
         """``instance_data_dir``; missing or non-existent folders are reported with the id."""

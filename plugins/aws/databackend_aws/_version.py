@@ -1,0 +1,3 @@
+"""The version of databackend-aws (one source: read by the build backend)."""
+
+__version__ = "0.2.0"
