@@ -37,8 +37,8 @@ from databackend.caches import (
     open_text_cache_entry,
     precompute_plan,
 )
-from databackend.conditioning.build import ConditioningBuild, is_aligned_conditioning
 from databackend.caches.stores import local_files
+from databackend.conditioning.build import ConditioningBuild, is_aligned_conditioning
 from databackend.config.loader import load_config, parse_entries
 from databackend.config.models import ImageBackendConfig
 from databackend.config.plan import DataPlan

@@ -26,9 +26,9 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
-    from databackend.conditioning.generator import ConditioningGenerator
     from databackend.backendtype import BackendType
     from databackend.captionstrategy import CaptionStrategy
+    from databackend.conditioning.generator import ConditioningGenerator
     from databackend.config.models import ImageBackendConfig
     from databackend.context import BuildContext
     from databackend.metadata.backend import MetadataBackend
@@ -42,8 +42,8 @@ __all__ = [
     "databackend_make_backend",
     "databackend_make_metadata_backend",
     "databackend_register_backends",
-    "databackend_register_conditioning_generators",
     "databackend_register_caption_strategies",
+    "databackend_register_conditioning_generators",
     "databackend_register_strategies",
     "hookspec",
 ]

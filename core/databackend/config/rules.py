@@ -7,8 +7,8 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 
 from databackend.audio.config import audio_reference_problems, check_audio
-from databackend.config import limits
 from databackend.captionstrategy import BUILTIN_CAPTION_STRATEGIES
+from databackend.config import limits
 from databackend.config.models import (
     BaseBackendConfig,
     ImageBackendConfig,
