@@ -8,7 +8,7 @@ instead of ~150 bytes of Python objects each. :class:`CaptionTable` is what
 from __future__ import annotations
 
 from array import array
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from itertools import islice
 from typing import Any, overload
 
@@ -99,6 +99,21 @@ class CaptionTable(Sequence[tuple[str, ...]]):
         return {"blob": np.frombuffer(self._blob, dtype=np.uint8),
                 "lengths": np.diff(self._cap).astype(np.uint32),
                 "counts": np.diff(self._smp).astype(np.uint32)}
+
+    def offset_sections(self) -> dict[str, np.ndarray]:
+        """The arrays that persist this table uncompressed: blob and both offset arrays (a
+        mapped index opens them as views, with no per-sample work)."""
+        return {"blob": np.frombuffer(self._blob, dtype=np.uint8),
+                "caption_offsets": self._cap, "sample_offsets": self._smp}
+
+    @classmethod
+    def from_any_sections(cls, arrays: Mapping[str, np.ndarray], prefix: str) -> CaptionTable:
+        """Rebuild from :meth:`offset_sections` or :meth:`sections` stored under ``prefix``."""
+        if f"{prefix}caption_offsets" in arrays:
+            return cls(arrays[f"{prefix}blob"], arrays[f"{prefix}caption_offsets"],
+                       arrays[f"{prefix}sample_offsets"])
+        return cls.from_sections(arrays[f"{prefix}blob"], arrays[f"{prefix}lengths"],
+                                 arrays[f"{prefix}counts"])
 
     @classmethod
     def from_sections(cls, blob: np.ndarray, lengths: np.ndarray,
