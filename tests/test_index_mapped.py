@@ -116,6 +116,7 @@ def test_permutations_are_bijections_and_keyed(n: int) -> None:
         assert not np.array_equal(image, Permutation(n, 12)[pos])
         assert not np.array_equal(image, pos)
     assert np.array_equal(Permutation(n, 11)[pos[::-1]], image[::-1])
+    assert [Permutation(n, 11).at(int(k)) for k in pos] == image.tolist()  # scalar path
 
 
 def test_sampler_batches_are_computed_on_the_fly_and_match_the_plan() -> None:

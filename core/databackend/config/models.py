@@ -119,6 +119,8 @@ class ImageBackendConfig(BaseBackendConfig):
     conditioning_data: Any = None
     conditioning_type: str | None = None
     source_dataset_id: str | None = None
+    # scale: how a restart trusts the stored index (always | changed | never; docs/scale.md)
+    rescan: str = "always"
 
     @property
     def conditioning_ids(self) -> list[str]:

@@ -21,6 +21,8 @@ CROP_STYLES = ("random", "center", "centre", "corner", "face")
 CROP_ASPECTS = ("square", "preserve", "closest", "random")
 METADATA_BACKENDS = ("discovery", "json", "filesystem", "parquet", "huggingface")
 SKIP_TOKENS = ("vae", "aspect", "metadata", "text")
+#: ``rescan`` policies (docs/scale.md): list + stat, list names only, or trust the index.
+RESCAN_POLICIES = ("always", "changed", "never")
 CONDITIONING_TYPES = ("controlnet", "mask", "reference_strict", "reference_loose", "segmentation")
 
 
@@ -111,6 +113,7 @@ def check_dataset(entry: BaseBackendConfig, opts: FactoryOptions) -> list[str]:
         out.append(f"`write_batch_size` must be >= 1; got {entry.write_batch_size}")
     if isinstance(entry, ImageBackendConfig):
         out += _geometry(entry, opts) + _sampling(entry) + _captions(entry)
+        out += _choice("rescan", entry.rescan, RESCAN_POLICIES)
     check = getattr(entry.storage, "problems", None)
     if callable(check):
         out += list(check())

@@ -33,6 +33,18 @@ def _pack_strings(items: list[str]) -> tuple[bytes, np.ndarray]:
     return np.delete(raw, seps).tobytes(), np.diff(bounds) - 1
 
 
+def _offsets(values: Any) -> np.ndarray:
+    """Offsets as given when already an integer array (a mapped uint32 column stays a view)."""
+    arr = np.asarray(values)
+    return arr if arr.dtype.kind in "iu" and arr.ndim == 1 else arr.astype(np.int64)
+
+
+def _narrow(offsets: np.ndarray) -> np.ndarray:
+    """uint32 offsets when they fit (half the bytes on disk), else int64."""
+    small = not len(offsets) or int(offsets[-1]) < (1 << 32)
+    return offsets.astype(np.uint32 if small else np.int64, copy=False)
+
+
 class CaptionTable(Sequence[tuple[str, ...]]):
     """Captions of every sample, stored compactly: one UTF-8 blob plus two offset arrays.
 
@@ -44,8 +56,7 @@ class CaptionTable(Sequence[tuple[str, ...]]):
         """Wrap a blob; ``caption_offsets`` (m+1) are byte offsets, ``sample_offsets`` (n+1)
         index into the m captions."""
         self._blob = memoryview(blob).cast("B")  # type: ignore[arg-type]
-        self._cap = np.asarray(caption_offsets, dtype=np.int64)
-        self._smp = np.asarray(sample_offsets, dtype=np.int64)
+        self._cap, self._smp = _offsets(caption_offsets), _offsets(sample_offsets)
 
     @classmethod
     def from_tuples(cls, items: Iterable[Sequence[str]]) -> CaptionTable:
@@ -104,7 +115,7 @@ class CaptionTable(Sequence[tuple[str, ...]]):
         """The arrays that persist this table uncompressed: blob and both offset arrays (a
         mapped index opens them as views, with no per-sample work)."""
         return {"blob": np.frombuffer(self._blob, dtype=np.uint8),
-                "caption_offsets": self._cap, "sample_offsets": self._smp}
+                "caption_offsets": _narrow(self._cap), "sample_offsets": _narrow(self._smp)}
 
     @classmethod
     def from_any_sections(cls, arrays: Mapping[str, np.ndarray], prefix: str) -> CaptionTable:

@@ -8,7 +8,7 @@ once per startup stage (after a scan or a cache build split across ranks) and is
 
 from __future__ import annotations
 
-__all__ = ["barrier", "gather_union", "resolve_rank"]
+__all__ = ["barrier", "broadcast_token", "gather_union", "resolve_rank"]
 
 
 def _dist_initialised() -> bool:
@@ -49,3 +49,17 @@ def gather_union(items: list[str], world_size: int) -> list[str]:
         dist.all_gather_object(parts, items)
         return sorted({item for part in parts for item in part or ()})
     return sorted(set(items))
+
+
+def broadcast_token(world_size: int) -> str | None:
+    """A random token made by rank 0 and given to every rank (a collective call: every rank
+    must make it); None without an initialised ``torch.distributed`` or with one rank."""
+    if world_size > 1 and _dist_initialised():
+        import uuid
+
+        import torch.distributed as dist
+
+        box: list[str | None] = [uuid.uuid4().hex if dist.get_rank() == 0 else None]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+    return None

@@ -51,7 +51,25 @@ class Permutation:
         bits = max(2, (self.n - 1).bit_length())
         self._half = np.uint64((bits + 1) // 2)
         self._low = np.uint64((1 << int(self._half)) - 1)
-        self._keys = [np.uint64(derive_key(key, r)) for r in range(_ROUNDS)]
+        self._ints = [derive_key(key, r) for r in range(_ROUNDS)]
+        self._keys = [np.uint64(k) for k in self._ints]
+
+    def at(self, position: int) -> int:
+        """The image of one position, in plain integers (a few microseconds)."""
+        if not 0 <= position < self.n:
+            raise IndexError(f"position {position} is outside range({self.n})")
+        half, low, keys = int(self._half), int(self._low), self._ints
+        y = position
+        while True:
+            left, right = y >> half, y & low
+            for k in keys:
+                z = right ^ k
+                z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
+                z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK
+                left, right = right, left ^ ((z ^ (z >> 31)) & low)
+            y = (left << half) | right
+            if y < self.n:
+                return y
 
     def _network(self, x: np.ndarray) -> np.ndarray:
         left, right = x >> self._half, x & self._low

@@ -34,6 +34,7 @@ __all__ = ["ORDER_VERSION", "Bucket", "BucketReport", "BucketSampler", "EpochPla
 log = logging.getLogger(__name__)
 
 Bucket = tuple[int, int]
+_SMALL, _BUDGET = 1 << 16, 1 << 20  # whole permutations kept for small buckets (<= 8 MB)
 #: Version of the sample order; 2 = on-the-fly Feistel permutations (1 = materialised plans).
 ORDER_VERSION = 2
 
@@ -162,7 +163,8 @@ class BucketSampler:
         self._plan: EpochPlan | None = None
         self._offsets: list[int] = []
         self._keys: list[Bucket] = []
-        self._layouts: dict[int, tuple[np.ndarray, int]] = {}
+        self._layouts: dict[tuple[int, int], tuple[np.ndarray, int, Permutation]] = {}
+        self._small: dict[tuple[int, int, int], np.ndarray] = {}
         self._warn()
 
     @property
@@ -216,18 +218,35 @@ class BucketSampler:
 
     def _batch(self, epoch: int, g: int, t: int) -> tuple[int, np.ndarray]:
         """Bucket number and global sample indices of batch ``t`` of ``epoch`` (native order)."""
-        if g not in self._layouts:
-            self._layouts[g] = self._layout(g)
-        cum, per_pass = self._layouts[g]
-        total = per_pass * (self.repeats + 1)
-        k = int(Permutation(total, derive_key(self.seed, "sampler", self.dataset_id, epoch))[t])
+        if (epoch, g) not in self._layouts:
+            cum, per_pass = self._layout(g)
+            self._layouts = {(epoch, g): (cum, per_pass, Permutation(
+                per_pass * (self.repeats + 1),
+                derive_key(self.seed, "sampler", self.dataset_id, epoch)))}
+        cum, per_pass, order = self._layouts[epoch, g]
+        k = order.at(t)
         p, r = divmod(k, per_pass)
         b = int(np.searchsorted(cum, r, side="right")) - 1
         idx = self._indices[b]
-        pos = (r - int(cum[b])) * g + np.arange(g, dtype=np.int64)
-        perm = Permutation(len(idx), derive_key(self.seed, "sampler", self.dataset_id, epoch,
-                                                p, b))
-        return b, idx[perm[pos % len(idx)]]
+        pos = ((r - int(cum[b])) * g + np.arange(g, dtype=np.int64)) % len(idx)
+        return b, idx[self._order(epoch, p, b)[pos]]
+
+    def _order(self, epoch: int, p: int, b: int) -> Permutation | np.ndarray:
+        """Bucket ``b``'s permutation in pass ``p``: computed per position, or for a bucket of
+        at most ``_SMALL`` samples kept whole in an LRU of at most ``_BUDGET`` entries in all)."""
+        key = (epoch, p, b)
+        found = self._small.pop(key, None)
+        if found is None:
+            perm = Permutation(len(self._indices[b]), derive_key(self.seed, "sampler",
+                                                                 self.dataset_id, epoch, p, b))
+            if perm.n > _SMALL:
+                return perm
+            found = perm[np.arange(perm.n, dtype=np.int64)]
+        self._small[key] = found  # most recent last
+        total = sum(len(v) for v in self._small.values())
+        while total > _BUDGET:
+            total -= len(self._small.pop(next(iter(self._small))))
+        return found
 
     def native_plan(self, epoch: int, global_batch: int | None = None) -> EpochPlan:
         """The epoch's batches as built for ``global_batch`` (default: the current one),
