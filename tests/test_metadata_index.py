@@ -104,7 +104,7 @@ def test_damaged_files_are_rejected(tmp_path: Path, damage: str,
     assert "damaged index" in caplog.text
 
 
-def test_compressed_sections_are_smaller() -> None:
+def test_columns_cost_their_width() -> None:
     n = 20_000
     idx = DatasetIndex([f"folder/image_{i:06d}.jpg" for i in range(n)], file_size=np.zeros(n),
                        mtime=np.full(n, 3.0), original=np.full((n, 2), 512),
@@ -112,7 +112,8 @@ def test_compressed_sections_are_smaller() -> None:
                        crop=np.zeros((n, 2)), downsample=np.full((n, 2), -1),
                        aspect=np.ones(n), captions=[("a cat",)] * n, params_fingerprint="fp")
     data = idx.to_bytes()
-    assert len(data) < 80_000  # 60 bytes of columns per row before compression
+    # 60 bytes of columns, 23 + 4 of path, 5 + 16 of caption, 8 of bucket rows per sample
+    assert len(data) < 125 * n
     assert not DatasetIndex.from_bytes(data).caption_stamp.strides[0]  # no caption files
 
 
@@ -138,11 +139,13 @@ def test_header_is_json_with_version() -> None:
     import struct
 
     data = sample_index().to_bytes()
-    (length,) = struct.unpack_from("<Q", data, 8)
-    header = json.loads(data[16:16 + length])
-    assert header["format"] == "databackend-index" and header["version"] == 1
+    (length, crc) = struct.unpack_from("<QI", data, 8)
+    header = json.loads(data[20:20 + length])
+    assert header["format"] == "databackend-index" and header["version"] == 2
     assert header["count"] == 5 and header["skipped"] == 2
-    assert header["crc32"] == zlib.crc32(data[16 + length:])
+    assert crc == zlib.crc32(data[20:20 + length])
+    assert {"paths.blob", "paths.offsets", "target", "buckets.rows"} <= {
+        s["name"] for s in header["sections"]}
 
 
 @pytest.mark.parametrize("rows", [

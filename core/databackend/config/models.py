@@ -135,6 +135,8 @@ class ImageBackendConfig(BaseBackendConfig):
         """``s2v_datasets`` as a list."""
         value = self.s2v_datasets
         return [] if value is None else [value] if isinstance(value, str) else list(value)
+    # scale: how a restart trusts the stored index (always | changed | never; docs/scale.md)
+    rescan: str = "always"
 
     @property
     def conditioning_ids(self) -> list[str]:

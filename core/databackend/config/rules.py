@@ -25,6 +25,8 @@ CROP_STYLES = ("random", "center", "centre", "corner", "face")
 CROP_ASPECTS = ("square", "preserve", "closest", "random")
 METADATA_BACKENDS = ("discovery", "json", "filesystem", "parquet")
 SKIP_TOKENS = ("vae", "aspect", "metadata", "text")
+#: ``rescan`` policies (docs/scale.md): list + stat, list names only, or trust the index.
+RESCAN_POLICIES = ("always", "changed", "never")
 CONDITIONING_TYPES = ("controlnet", "mask", "reference_strict", "reference_loose", "segmentation")
 
 
@@ -131,6 +133,7 @@ def check_dataset(entry: BaseBackendConfig, opts: FactoryOptions,
         out += _geometry(entry, opts) + _sampling(entry) + _captions(entry, choices or {})
         out += _media(entry, opts)
     out += check_audio(entry)
+        out += _choice("rescan", entry.rescan, RESCAN_POLICIES)
     check = getattr(entry.storage, "problems", None)
     if callable(check):
         out += list(check())

@@ -8,7 +8,7 @@ instead of ~150 bytes of Python objects each. :class:`CaptionTable` is what
 from __future__ import annotations
 
 from array import array
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from itertools import islice
 from typing import Any, overload
 
@@ -33,6 +33,18 @@ def _pack_strings(items: list[str]) -> tuple[bytes, np.ndarray]:
     return np.delete(raw, seps).tobytes(), np.diff(bounds) - 1
 
 
+def _offsets(values: Any) -> np.ndarray:
+    """Offsets as given when already an integer array (a mapped uint32 column stays a view)."""
+    arr = np.asarray(values)
+    return arr if arr.dtype.kind in "iu" and arr.ndim == 1 else arr.astype(np.int64)
+
+
+def _narrow(offsets: np.ndarray) -> np.ndarray:
+    """uint32 offsets when they fit (half the bytes on disk), else int64."""
+    small = not len(offsets) or int(offsets[-1]) < (1 << 32)
+    return offsets.astype(np.uint32 if small else np.int64, copy=False)
+
+
 class CaptionTable(Sequence[tuple[str, ...]]):
     """Captions of every sample, stored compactly: one UTF-8 blob plus two offset arrays.
 
@@ -44,8 +56,7 @@ class CaptionTable(Sequence[tuple[str, ...]]):
         """Wrap a blob; ``caption_offsets`` (m+1) are byte offsets, ``sample_offsets`` (n+1)
         index into the m captions."""
         self._blob = memoryview(blob).cast("B")  # type: ignore[arg-type]
-        self._cap = np.asarray(caption_offsets, dtype=np.int64)
-        self._smp = np.asarray(sample_offsets, dtype=np.int64)
+        self._cap, self._smp = _offsets(caption_offsets), _offsets(sample_offsets)
 
     @classmethod
     def from_tuples(cls, items: Iterable[Sequence[str]]) -> CaptionTable:
@@ -99,6 +110,21 @@ class CaptionTable(Sequence[tuple[str, ...]]):
         return {"blob": np.frombuffer(self._blob, dtype=np.uint8),
                 "lengths": np.diff(self._cap).astype(np.uint32),
                 "counts": np.diff(self._smp).astype(np.uint32)}
+
+    def offset_sections(self) -> dict[str, np.ndarray]:
+        """The arrays that persist this table uncompressed: blob and both offset arrays (a
+        mapped index opens them as views, with no per-sample work)."""
+        return {"blob": np.frombuffer(self._blob, dtype=np.uint8),
+                "caption_offsets": _narrow(self._cap), "sample_offsets": _narrow(self._smp)}
+
+    @classmethod
+    def from_any_sections(cls, arrays: Mapping[str, np.ndarray], prefix: str) -> CaptionTable:
+        """Rebuild from :meth:`offset_sections` or :meth:`sections` stored under ``prefix``."""
+        if f"{prefix}caption_offsets" in arrays:
+            return cls(arrays[f"{prefix}blob"], arrays[f"{prefix}caption_offsets"],
+                       arrays[f"{prefix}sample_offsets"])
+        return cls.from_sections(arrays[f"{prefix}blob"], arrays[f"{prefix}lengths"],
+                                 arrays[f"{prefix}counts"])
 
     @classmethod
     def from_sections(cls, blob: np.ndarray, lengths: np.ndarray,

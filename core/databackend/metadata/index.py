@@ -4,48 +4,40 @@ A :class:`DatasetIndex` holds one row per kept sample in NumPy columns (sizes, m
 plus the relative paths and captions, and a :class:`SkippedFiles` table of every file that was
 looked at and left out (with its reason), so a rescan does not probe it again.
 
-Persisted format (one file, written atomically through a :class:`StorageBackend`)::
-
-    b"DBIDX\\x00\\x01\\n"               8-byte magic (format version 1)
-    u64 little-endian                 length of the JSON header
-    JSON header                       format, version, counts, fingerprint, meta, sections, crc32
-    payload                           the sections back to back
-
-Each section is a NumPy array (raw little-endian bytes, or zlib'ed), or a list of strings stored
-as the zlib'ed UTF-8 of the items joined by NUL (paths cannot hold NUL). Captions are a byte
-blob with two offset arrays. The header's ``crc32`` covers the payload, so a damaged file is
-detected and treated as absent, never half-read.
+Persisted format: the memory-mapped container of :mod:`databackend.metadata.indexfile`
+(version 2): every column is a named fixed-width section and every string list (paths, ETags) a
+packed blob with offsets, so :meth:`DatasetIndex.load` maps the file in O(1) and a process reads
+only the pages it touches. The buckets are stored precomputed (``buckets.*`` sections). Files
+of the previous version (:mod:`databackend.metadata.indexv1`) are still read, and rewritten in
+the new format by the next save. Columns are serialised generically: whatever arrays and string
+lists ``_pack`` collects are written, and ``_from_sections`` receives them back by name.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import struct
-import zlib
 from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
 from databackend.errors import DatabackendError
 from databackend.geometry import SampleGeometry
+from databackend.metadata import indexfile, indexv1
 from databackend.metadata.captiontable import CaptionTable
+from databackend.metadata.indexfile import PackedStrings
 
 if TYPE_CHECKING:
     from databackend.storage.base import StorageBackend
 
 __all__ = [
     "FORMAT_VERSION", "PROBE_FAILURES", "REASONS", "REASON_CODES", "CaptionTable", "DatasetIndex",
-    "IndexFormatError", "SkippedFiles",
+    "IndexFormatError", "PackedStrings", "SkippedFiles",
 ]
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
-_MAGIC = b"DBIDX\x00\x01\n"
-_U64 = struct.Struct("<Q")
+FORMAT_VERSION = 2
 #: Reason codes stored per skipped file (code = position); 0 is never stored.
 REASONS: tuple[str, ...] = ("kept", "too_small", "aspect_out_of_range", "no_caption",
                             "corrupt", "not_an_image", "unreadable",
@@ -56,8 +48,6 @@ REASONS: tuple[str, ...] = ("kept", "too_small", "aspect_out_of_range", "no_capt
 REASON_CODES: Mapping[str, int] = {name: code for code, name in enumerate(REASONS)}
 #: Reasons found by reading the file: kept until the file changes (no re-probe).
 PROBE_FAILURES = frozenset({"corrupt", "not_an_image", "unreadable", "not_media"})
-_SEP = "\x00"
-_PIECE = 1 << 18  # compressed bytes inflated at a time
 
 
 class IndexFormatError(DatabackendError):
@@ -68,50 +58,28 @@ def _pairs(n: int, fill: int = 0, dtype: Any = np.int32) -> np.ndarray:
     return np.full((n, 2), fill, dtype=dtype)
 
 
-def _strings(items: Sequence[str | None]) -> bytes:
-    """NUL-joined UTF-8 (surrogates from odd file names survive)."""
-    return _SEP.join("" if s is None else s for s in items).encode("utf-8", "surrogateescape")
-
-
-def _unstrings(raw: Any, count: int) -> list[str]:
-    """Inverse of ``zlib.compress(_strings(items))``, decoded piecewise to bound memory."""
-    if count == 0:
-        return []
-    inflate, out, tail = zlib.decompressobj(), [], b""
-    for start in range(0, len(raw), _PIECE):
-        chunk = tail + inflate.decompress(raw[start:start + _PIECE])
-        cut = chunk.rfind(b"\0")
-        if cut < 0:
-            tail = chunk
-            continue
-        out.extend(chunk[:cut].decode("utf-8", "surrogateescape").split(_SEP))
-        tail = chunk[cut + 1:]
-    out.append((tail + inflate.flush()).decode("utf-8", "surrogateescape"))
-    if len(out) != count:
-        raise IndexFormatError(f"string section holds {len(out)} items, expected {count}")
-    return out
-
-
 class _Files:
     """Columns common to kept and skipped files: path, size, mtime, original size, stamps."""
 
-    paths: list[str]
+    paths: Sequence[str]
     file_size: np.ndarray
     mtime: np.ndarray
     original: np.ndarray
     caption_stamp: np.ndarray
-    etags: list[str | None] | None
+    etags: Sequence[str | None] | None
 
-    def _init_files(self, paths: list[str], file_size: Any, mtime: Any, original: Any,
-                    etags: list[str | None] | None, caption_stamp: Any) -> None:
+    def _init_files(self, paths: Sequence[str], file_size: Any, mtime: Any, original: Any,
+                    etags: Sequence[str | None] | None, caption_stamp: Any) -> None:
         n = len(paths)
         self.paths = paths
         self.file_size = np.asarray(file_size, dtype=np.int64).reshape(n)
         self.mtime = np.asarray(mtime, dtype=np.float64).reshape(n)
         self.original = np.asarray(original, dtype=np.int32).reshape(n, 2)
-        self.etags = etags if etags is not None and any(e for e in etags) else None
+        self.etags = etags if isinstance(etags, PackedStrings) or (
+            etags is not None and any(e for e in etags)) else None  # packed: stored only if any
         stamp = None if caption_stamp is None else np.asarray(caption_stamp, np.float64)
-        if stamp is None or not (stamp >= 0).any():  # no caption files: a free constant view
+        stored = stamp is not None and not stamp.flags.writeable  # mapped: written only if any
+        if stamp is None or not (stored or (stamp >= 0).any()):  # no caption files: a view
             stamp = np.broadcast_to(np.array([-1.0, -1.0]), (n, 2))
         self.caption_stamp = stamp.reshape(n, 2)
 
@@ -122,14 +90,15 @@ class _Files:
         """The ETag stored for row ``i`` (None when the storage gives none)."""
         return (self.etags[i] or None) if self.etags is not None else None
 
-    def _file_sections(self, prefix: str) -> tuple[dict[str, np.ndarray], dict[str, list[str]]]:
+    def _file_sections(self, prefix: str
+                       ) -> tuple[dict[str, np.ndarray], dict[str, Sequence[str | None]]]:
         arrays = {f"{prefix}size": self.file_size, f"{prefix}mtime": self.mtime,
                   f"{prefix}original": self.original}
         if self.caption_stamp.strides[0]:  # stored only when some file has a caption file
             arrays[f"{prefix}capstamp"] = self.caption_stamp
-        texts: dict[str, list[str]] = {f"{prefix}paths": self.paths}
+        texts: dict[str, Sequence[str | None]] = {f"{prefix}paths": self.paths}
         if self.etags is not None:
-            texts[f"{prefix}etags"] = [e or "" for e in self.etags]
+            texts[f"{prefix}etags"] = self.etags
         return arrays, texts
 
 
@@ -139,8 +108,8 @@ class SkippedFiles(_Files):
     ``original`` is ``(-1, -1)`` when the size is unknown (probe failures).
     """
 
-    def __init__(self, paths: list[str], file_size: Any, mtime: Any, original: Any,
-                 reason: Any, *, etags: list[str | None] | None = None,
+    def __init__(self, paths: Sequence[str], file_size: Any, mtime: Any, original: Any,
+                 reason: Any, *, etags: Sequence[str | None] | None = None,
                  caption_stamp: Any = None) -> None:
         """Columns of equal length."""
         self._init_files(paths, file_size, mtime, original, etags, caption_stamp)
@@ -178,10 +147,10 @@ class DatasetIndex(_Files):
     ``captions`` (a :class:`CaptionTable`). ``skipped`` lists the files left out.
     """
 
-    def __init__(self, paths: list[str], *, file_size: Any, mtime: Any, original: Any,
+    def __init__(self, paths: Sequence[str], *, file_size: Any, mtime: Any, original: Any,
                  target: Any, intermediary: Any, crop: Any, downsample: Any, aspect: Any,
                  captions: CaptionTable | Iterable[Sequence[str]], params_fingerprint: str,
-                 etags: list[str | None] | None = None, caption_stamp: Any = None,
+                 etags: Sequence[str | None] | None = None, caption_stamp: Any = None,
                  skipped: SkippedFiles | None = None, meta: Mapping[str, Any] | None = None
                  ) -> None:
         """Columns of equal length; plain caption lists are packed into a CaptionTable."""
@@ -272,31 +241,58 @@ class DatasetIndex(_Files):
         arrays, texts = self._file_sections("")
         arrays.update(target=self.target, intermediary=self.intermediary, crop=self.crop,
                       downsample=self.downsample, aspect=self.aspect)
-        arrays.update({f"captions.{k}": v for k, v in self.captions.sections().items()})
+        arrays.update({f"captions.{k}": v for k, v in self.captions.offset_sections().items()})
         skipped_arrays, skipped_texts = self.skipped._file_sections("skipped.")
         arrays.update(skipped_arrays, **{"skipped.reason": self.skipped.reason})
         texts.update(skipped_texts)
+        arrays.update(bucket_sections(self.buckets()))
         header = {"format": "databackend-index", "version": FORMAT_VERSION,
                   "count": len(self), "skipped": len(self.skipped),
                   "params_fingerprint": self.params_fingerprint, "meta": self.meta}
-        return pack(header, arrays, texts)
+        return indexfile.pack_sections(header, arrays, texts)
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> DatasetIndex:
-        """Parse :meth:`to_bytes` output; raises :class:`IndexFormatError` when damaged."""
-        header, arrays, texts = unpack(data)
-        if header.get("format") != "databackend-index":
-            raise IndexFormatError("not a databackend index")
+    def from_bytes(cls, data: Any) -> DatasetIndex:
+        """Parse :meth:`to_bytes` output (or a version-1 file); columns are views of ``data``.
+
+        Raises :class:`IndexFormatError` when damaged.
+        """
+        return cls._open(None, data)
+
+    @classmethod
+    def open_file(cls, path: str) -> DatasetIndex:
+        """Map the index file at ``path`` (O(1): columns are views of the mapping)."""
+        return cls._open(path, None)
+
+    @classmethod
+    def _open(cls, path: str | None, data: Any) -> DatasetIndex:
         try:
-            return cls._from_sections(header, arrays, texts)
-        except (KeyError, ValueError) as exc:
+            if path is not None:
+                with open(path, "rb") as fh:
+                    if fh.read(len(indexv1.MAGIC)) == indexv1.MAGIC:  # migrate: read it whole
+                        fh.seek(0)
+                        data, path = fh.read(), None
+            if data is not None and bytes(memoryview(data)[:8]) == indexv1.MAGIC:
+                header, arrays, lists = indexv1.unpack(data)
+                texts: dict[str, Sequence[str]] = dict(lists)
+            else:
+                found = indexfile.open_sections(path, data)
+                header, arrays = found.header, found.arrays()
+                texts = {k: found.strings(k) for k in found.texts}
+            if header.get("format") != "databackend-index":
+                raise IndexFormatError("not a databackend index")
+            index = cls._from_sections(header, arrays, texts)
+        except (indexv1.LegacyFormatError, indexfile.SectionError) as exc:
+            raise IndexFormatError(str(exc)) from exc
+        except (KeyError, ValueError, TypeError) as exc:
             raise IndexFormatError(f"index sections are inconsistent: {exc}") from exc
+        index._buckets = stored_buckets(arrays, len(index))
+        return index
 
     @classmethod
     def _from_sections(cls, header: Mapping[str, Any], a: Mapping[str, np.ndarray],
-                       t: Mapping[str, list[str]]) -> DatasetIndex:
-        captions = CaptionTable.from_sections(a["captions.blob"], a["captions.lengths"],
-                                              a["captions.counts"])
+                       t: Mapping[str, Sequence[str]]) -> DatasetIndex:
+        captions = CaptionTable.from_any_sections(a, "captions.")
         skipped = SkippedFiles(t["skipped.paths"], a["skipped.size"], a["skipped.mtime"],
                                a["skipped.original"], a["skipped.reason"],
                                etags=_etags(t.get("skipped.etags")),
@@ -314,20 +310,50 @@ class DatasetIndex(_Files):
 
     @classmethod
     def load(cls, storage: StorageBackend, key: str) -> DatasetIndex | None:
-        """Read an index; None when it is absent or damaged (a damaged one is logged)."""
+        """Open an index (mapped when ``storage`` has it locally, else read once and viewed);
+        None when it is absent or damaged (a damaged one is logged)."""
         try:
-            data = storage.read(key)
+            local = storage.local_path(key)
+            if local is not None:
+                return cls.open_file(local)
+            return cls.from_bytes(storage.read(key))
         except FileNotFoundError:
             return None
-        try:
-            return cls.from_bytes(data)
         except IndexFormatError as exc:
             log.warning("ignoring the damaged index %s in %s: %s", key, storage.describe(), exc)
             return None
 
 
-def _etags(items: list[str] | None) -> list[str | None] | None:
-    return None if items is None else [e or None for e in items]
+def _etags(items: Sequence[str] | None) -> Sequence[str | None] | None:
+    if isinstance(items, PackedStrings):
+        return indexfile.NullableStrings(items.blob, items.offsets)
+    if items is None:
+        return None
+    return [e or None for e in items]
+
+
+def bucket_sections(buckets: Mapping[tuple[int, int], np.ndarray]) -> dict[str, np.ndarray]:
+    """The precomputed buckets as three columns: keys (B, 2), starts (B + 1), rows (n)."""
+    keys = np.asarray(list(buckets), np.int32).reshape(len(buckets), 2)
+    sizes = np.fromiter((len(v) for v in buckets.values()), np.int64, len(buckets))
+    starts = np.zeros(len(buckets) + 1, np.int64)
+    np.cumsum(sizes, out=starts[1:])
+    rows = (np.concatenate(list(buckets.values())) if buckets else np.zeros(0)).astype(np.int64)
+    return {"buckets.keys": keys, "buckets.starts": starts, "buckets.rows": rows}
+
+
+def stored_buckets(arrays: Mapping[str, np.ndarray], n: int
+                   ) -> dict[tuple[int, int], np.ndarray] | None:
+    """Inverse of :func:`bucket_sections` (views; O(buckets)); None when absent or stale."""
+    if "buckets.rows" not in arrays or len(arrays["buckets.rows"]) != n:
+        return None
+    keys, starts, rows = arrays["buckets.keys"], arrays["buckets.starts"], arrays["buckets.rows"]
+    out = {}
+    for k in range(len(keys)):
+        group = rows[int(starts[k]):int(starts[k + 1])]
+        group.flags.writeable = False
+        out[(int(keys[k, 0]), int(keys[k, 1]))] = group
+    return out
 
 
 def group_by_target(target: np.ndarray) -> dict[tuple[int, int], np.ndarray]:
@@ -343,82 +369,3 @@ def group_by_target(target: np.ndarray) -> dict[tuple[int, int], np.ndarray]:
     del keys
     return {(int(k >> 32), int(k & 0xFFFFFFFF)): g
             for k, g in zip(firsts, np.split(order, starts), strict=True)}
-
-
-# --- container ------------------------------------------------------------------------------
-_ZLIB_MIN = 4096  # arrays at least this large are compressed when that saves a fifth
-_ALIGN = 8
-
-
-def _array_part(name: str, arr: np.ndarray) -> tuple[dict[str, Any], Any]:
-    """Section info and payload (a memoryview of the array, or its zlib'ed bytes)."""
-    arr = np.ascontiguousarray(arr)
-    if arr.dtype.byteorder == ">":
-        arr = arr.astype(arr.dtype.newbyteorder("<"))
-    raw: Any = memoryview(arr).cast("B") if arr.nbytes else b""  # type: ignore[arg-type]
-    codec = "raw"
-    if arr.nbytes >= _ZLIB_MIN:
-        packed = zlib.compress(raw, 1)
-        if len(packed) < 0.8 * arr.nbytes:
-            raw, codec = packed, "zlib"
-    info = {"name": name, "kind": "array", "dtype": arr.dtype.str, "shape": list(arr.shape),
-            "nbytes": len(raw), "codec": codec}
-    return info, raw
-
-
-def pack(header: Mapping[str, Any], arrays: Mapping[str, np.ndarray],
-         texts: Mapping[str, Sequence[str | None]]) -> bytearray:
-    """Build the container: magic, header length, JSON header (with sections and crc32), payload.
-
-    The payload is assembled in one preallocated buffer, so saving costs one copy of it.
-    """
-    with ThreadPoolExecutor(2, thread_name_prefix="databackend-index") as pool:  # zlib frees
-        texts_z = pool.map(lambda items: zlib.compress(_strings(items), 1), texts.values())
-        parts = list(pool.map(_array_part, arrays, arrays.values()))  # the GIL: 2 at a time
-        parts += [({"name": name, "kind": "text", "count": len(items), "codec": "zlib"}, raw)
-                  for (name, items), raw in zip(texts.items(), texts_z, strict=True)]
-    offset, crc = 0, 0
-    for info, raw in parts:
-        info["offset"], info["nbytes"] = offset, len(raw)
-        offset += len(raw) + (-len(raw) % _ALIGN)
-        crc = zlib.crc32(raw, crc)
-        crc = zlib.crc32(b"\0" * (-len(raw) % _ALIGN), crc)
-    full = {**header, "sections": [info for info, _ in parts], "payload_bytes": offset,
-            "crc32": crc}
-    head = json.dumps(full, separators=(",", ":")).encode()
-    head += b" " * (-(len(_MAGIC) + _U64.size + len(head)) % _ALIGN)  # align the payload
-    start = len(_MAGIC) + _U64.size + len(head)
-    buf = bytearray(start + offset)
-    buf[:start] = _MAGIC + _U64.pack(len(head)) + head
-    for info, raw in parts:
-        at = start + info["offset"]
-        buf[at:at + len(raw)] = raw
-    return buf
-
-
-def unpack(data: bytes) -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, list[str]]]:
-    """Inverse of :func:`pack`; verifies the magic, the lengths and the checksum."""
-    if not data.startswith(_MAGIC):
-        raise IndexFormatError("bad magic (not a databackend index, or another format version)")
-    start = len(_MAGIC) + _U64.size
-    if len(data) < start:
-        raise IndexFormatError("truncated header")
-    (hlen,) = _U64.unpack_from(data, len(_MAGIC))
-    try:
-        header = json.loads(data[start:start + hlen])
-    except ValueError as exc:
-        raise IndexFormatError(f"unreadable header: {exc}") from exc
-    payload = memoryview(data)[start + hlen:]
-    if len(payload) != header.get("payload_bytes") or zlib.crc32(payload) != header.get("crc32"):
-        raise IndexFormatError("payload length or checksum mismatch")
-    arrays: dict[str, np.ndarray] = {}
-    texts: dict[str, list[str]] = {}
-    for info in header["sections"]:
-        raw = payload[info["offset"]:info["offset"] + info["nbytes"]]
-        if info["kind"] == "text":
-            texts[info["name"]] = _unstrings(raw, int(info["count"]))
-            continue
-        buf = zlib.decompress(raw) if info["codec"] == "zlib" else raw
-        arrays[info["name"]] = np.frombuffer(buf, dtype=np.dtype(info["dtype"])).reshape(
-            info["shape"])
-    return header, arrays, texts

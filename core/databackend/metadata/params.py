@@ -165,6 +165,7 @@ class ScanSettings:
     preserve_listing: bool  # preserve_data_backend_cache
     max_num_samples: int | None
     workers: int
+    rescan: str = "always"  # always | changed | never (docs/scale.md)
 
 
 def scan_settings(dataset: ImageBackendConfig, options: FactoryOptions,
@@ -180,7 +181,8 @@ def scan_settings(dataset: ImageBackendConfig, options: FactoryOptions,
         delete_unwanted=dataset.delete_unwanted_images,
         use_persisted=bool(tokens & {"aspect", "metadata"}),
         preserve_listing=dataset.preserve_data_backend_cache,
-        max_num_samples=dataset.max_num_samples, workers=options.scan_workers)
+        max_num_samples=dataset.max_num_samples, workers=options.scan_workers,
+        rescan=dataset.rescan)
 
 
 def index_folder(dataset: ImageBackendConfig, options: FactoryOptions) -> str:

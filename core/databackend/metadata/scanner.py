@@ -455,8 +455,8 @@ def _source_rows(idx: DatasetIndex, src: int, fresh: bool, ok: bool) -> dict[str
     ints[n:, 0], ints[n:, 1:3], ints[n:, 9:11] = idx.skipped.reason, idx.skipped.original, -1
     etags = None
     if idx.etags is not None or idx.skipped.etags is not None:
-        etags = (idx.etags or [None] * n) + (idx.skipped.etags or [None] * s)
-    return {"paths": idx.paths + idx.skipped.paths, "etags": etags, "ints": ints,
+        etags = [*(idx.etags or [None] * n), *(idx.skipped.etags or [None] * s)]
+    return {"paths": [*idx.paths, *idx.skipped.paths], "etags": etags, "ints": ints,
             "size": np.concatenate([idx.file_size, idx.skipped.file_size]),
             "mtime": np.concatenate([idx.mtime, idx.skipped.mtime]),
             "aspect": np.concatenate([idx.aspect, np.zeros(s)]).astype(np.float64),

@@ -9,7 +9,7 @@ import logging
 import random
 import time
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -18,6 +18,7 @@ from databackend.metadata import params as cfg
 from databackend.metadata.captions import CaptionBook, CaptionSource, is_caption_file
 from databackend.metadata.index import PROBE_FAILURES, REASON_CODES, REASONS, DatasetIndex
 from databackend.metadata.indexed import INDEX_KEY
+from databackend.metadata.joblisting import remove_parts, shared_listing, splittable
 from databackend.metadata.report import ProgressBar, ScanReport
 from databackend.metadata.scanner import (
     ROW_WIDTH,
@@ -30,6 +31,7 @@ from databackend.metadata.scanner import (
     stored_listing,
 )
 from databackend.runtime.distributed import PeerTimeoutError, wait_for
+from databackend.runtime.distributed import broadcast_token
 from databackend.storage.base import FileInfo
 from databackend.storage.localdir import LocalDirectory
 
@@ -75,11 +77,12 @@ class ScanRun:
         self.streamed: list[int] = []
         self.delivered = 0
         self.drop: list[int] = []
+        self.parts_token = ""  # set when the ranks split the listing
 
     def execute(self) -> DatasetIndex:
         """Run every step; returns the new (or unchanged) index."""
         old = DatasetIndex.load(self.store, INDEX_KEY)
-        if self.b.settings.use_persisted:
+        if self.b.settings.use_persisted or self._trusted(old):
             if old is not None:
                 return self._persisted(old)
             log.warning("dataset %r: skip_file_discovery is set but there is no stored index "
@@ -105,6 +108,11 @@ class ScanRun:
         self._delete()
         return self._finish(old, checkpoint)
 
+    def _trusted(self, old: DatasetIndex | None) -> bool:
+        """``rescan: never``: a stored index made with the current settings is used as is."""
+        return (self.b.settings.rescan == "never" and old is not None
+                and old.params_fingerprint == self.b.fingerprint)
+
     def _persisted(self, old: DatasetIndex) -> DatasetIndex:
         self.report.source = "persisted"
         self.counts["unchanged"] = len(old) + len(old.skipped)
@@ -116,15 +124,18 @@ class ScanRun:
     # --- listing ---------------------------------------------------------------------------
     def _list(self, old: DatasetIndex | None) -> Listing:
         s = self.b.settings
-        if s.preserve_listing and old is not None:
+        if (s.preserve_listing or s.rescan == "never") and old is not None:
             listing, texts = stored_listing(self.known)
         else:
             exts = cfg.IMAGE_EXTENSIONS | ({"txt"} if self.source.uses_files else set())
             stream = (self.world == 1 and s.max_num_samples is None
                       and self.source.settings.table is None)  # a table may hold the sizes
-            listing, texts = Listing.collect(self._listed(exts, cold=stream and not old),
+            names_only = ((stream and not old) or s.rescan == "changed") and self.world == 1
+            listing, texts = Listing.collect(self._job_listed(exts, names_only),
                                              is_caption_file if self.source.uses_files else None,
                                              self._stream if stream else None)
+            if s.rescan == "changed":
+                self._trust_known_stats(listing)
         self.source.caption_files = texts
         self.full_paths = listing.paths
         self.counts["listed"] = len(listing)
@@ -136,15 +147,36 @@ class ScanRun:
         self.counts["not_selected"] = len(listing) - s.max_num_samples
         return listing.take(np.sort(order[shuffled[:s.max_num_samples]]))
 
+    def _job_listed(self, exts: Iterable[str], names_only: bool) -> Iterator[FileInfo]:
+        """Several ranks with a process group split a local listing (one listing per job, see
+        :mod:`databackend.metadata.joblisting`); otherwise this rank lists everything."""
+        token = broadcast_token(self.world) if self.world > 1 else None  # every rank calls it
+        if token is None or not splittable(self.b.storage):
+            return self._listed(exts, cold=names_only)
+        self.parts_token = token
+        return shared_listing(cast(LocalDirectory, self.b.storage), self.store, exts,
+                              token=token, rank=self.rank, world=self.world, wait=self._wait)
+
     def _listed(self, exts: Iterable[str], *, cold: bool) -> Iterator[FileInfo]:
         """The storage listing; a cold local scan (nothing known) lists images without a stat
         and its probes ``fstat`` the files they open instead."""
         storage = self.b.storage
-        if (cold and not self.known.pos and isinstance(storage, LocalDirectory)
+        changed = self.b.settings.rescan == "changed"
+        if (cold and (changed or not self.known.pos) and isinstance(storage, LocalDirectory)
                 and type(storage).list is LocalDirectory.list  # not a subclass's own listing
                 and storage.local_path("") is not None):  # probes open the files themselves
             return storage.list(extensions=exts, unstatted=cfg.IMAGE_EXTENSIONS)
         return storage.list(extensions=exts)
+
+    def _trust_known_stats(self, listing: Listing) -> None:
+        """``rescan: changed``: a listed name the index knows takes its stored size, mtime and
+        ETag (no stat: in-place rewrites go unnoticed); new names are stat'ed by their probe."""
+        unknown = listing.size < 0
+        pos = np.fromiter((self.known.pos.get(p, -1) for p in listing.paths), np.int64,
+                          len(listing))
+        take = unknown & (pos >= 0)
+        listing.size[take], listing.mtime[take] = (self.known.size[pos[take]],
+                                                   self.known.mtime[pos[take]])
 
     def _table_sizes(self) -> bool:
         table = self.source.table if self.source.settings.table is not None else None
@@ -386,4 +418,6 @@ class ScanRun:
             self.store.delete(CHECKPOINT_KEY)
         if self.world > 1:
             self.store.write(DONE_KEY, json.dumps({"tag": self.tag}).encode())
+        if self.parts_token:  # every rank has read the listing parts (they sent their results)
+            remove_parts(self.store, self.parts_token, self.world)
         return index

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from databackend.errors import DatabackendError
 
 __all__ = ["DEFAULT_PEER_TIMEOUT_S", "LOG_EVERY_S", "PeerTimeoutError", "barrier",
-           "gather_union", "resolve_rank", "wait_for"]
+           "broadcast_token", "gather_union", "resolve_rank", "wait_for"]
 
 log = logging.getLogger(__name__)
 
@@ -99,3 +99,17 @@ def gather_union(items: list[str], world_size: int, *,
         dist.all_gather_object(parts, items)
         return sorted({item for part in parts for item in part or ()})
     return sorted(set(items))
+
+
+def broadcast_token(world_size: int) -> str | None:
+    """A random token made by rank 0 and given to every rank (a collective call: every rank
+    must make it); None without an initialised ``torch.distributed`` or with one rank."""
+    if world_size > 1 and _dist_initialised():
+        import uuid
+
+        import torch.distributed as dist
+
+        box: list[str | None] = [uuid.uuid4().hex if dist.get_rank() == 0 else None]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+    return None

@@ -1,11 +1,15 @@
 """Per-dataset bucket sampling: every batch from one bucket, order a pure function of the seed.
 
-For each epoch the sampler builds a *plan*: for every pass (``repeats + 1`` of them) each bucket's
-samples are permuted and cut into global batches of ``train_batch_size x world_size``; then all
-(pass, bucket, chunk) batches are permuted together. The plan depends only on
-``(seed, dataset id, epoch)`` and the bucket contents, so the sampler's state is two counters
-(epoch, position) plus the record of global-batch-size changes made by resuming with a
-different world size (see :meth:`BucketSampler.load_state_dict` and docs/runtime.md).
+For each epoch, in every pass (``repeats + 1`` of them) each bucket's samples are permuted and
+cut into global batches of ``train_batch_size x world_size``; then all (pass, bucket, chunk)
+batches are permuted together. Both permutations are seeded Feistel permutations
+(:mod:`databackend.runtime.permutation`) evaluated on the fly: batch ``t`` of an epoch is
+computed from ``t`` alone, so nothing proportional to the dataset is built or kept; the memory
+is O(buckets) on top of the bucket index arrays (views of the mapped index). The order depends
+only on ``(seed, dataset id, epoch)`` and the bucket contents, so the sampler's state is two
+counters (epoch, position) plus the record of global-batch-size changes made by resuming with a
+different world size (see :meth:`BucketSampler.load_state_dict` and docs/runtime.md; the rest
+of an epoch regrouped that way is materialised, once, for that epoch only).
 
 A bucket whose size is not a multiple of the global batch is completed by the
 ``short_bucket_policy``: ``pad`` repeats the bucket's own samples (from the start of that pass's
@@ -23,13 +27,16 @@ import attrs
 import numpy as np
 
 from databackend.options import SHORT_BUCKET_POLICIES
-from databackend.runtime.seeding import generator
+from databackend.runtime.permutation import Permutation, derive_key
 
-__all__ = ["Bucket", "BucketReport", "BucketSampler", "EpochPlan"]
+__all__ = ["ORDER_VERSION", "Bucket", "BucketReport", "BucketSampler", "EpochPlan"]
 
 log = logging.getLogger(__name__)
 
 Bucket = tuple[int, int]
+_SMALL, _BUDGET = 1 << 16, 1 << 20  # whole permutations kept for small buckets (<= 8 MB)
+#: Version of the sample order; 2 = on-the-fly Feistel permutations (1 = materialised plans).
+ORDER_VERSION = 2
 
 
 @attrs.frozen(kw_only=True)
@@ -156,6 +163,8 @@ class BucketSampler:
         self._plan: EpochPlan | None = None
         self._offsets: list[int] = []
         self._keys: list[Bucket] = []
+        self._layouts: dict[tuple[int, int], tuple[np.ndarray, int, Permutation]] = {}
+        self._small: dict[tuple[int, int, int], np.ndarray] = {}
         self._warn()
 
     @property
@@ -199,18 +208,64 @@ class BucketSampler:
                         self.global_batch)
 
     # --- plans ---------------------------------------------------------------------------------
+    def _layout(self, g: int) -> tuple[np.ndarray, int]:
+        """Cumulative batches per bucket in one pass (B + 1) and the batches per pass."""
+        pad = self.policy == "pad"
+        chunks = [-(-len(i) // g) if pad else len(i) // g for i in self._indices]
+        cum = np.zeros(len(chunks) + 1, np.int64)
+        np.cumsum(chunks, out=cum[1:])
+        return cum, int(cum[-1])
+
+    def _batch(self, epoch: int, g: int, t: int) -> tuple[int, np.ndarray]:
+        """Bucket number and global sample indices of batch ``t`` of ``epoch`` (native order)."""
+        if (epoch, g) not in self._layouts:
+            cum, per_pass = self._layout(g)
+            self._layouts = {(epoch, g): (cum, per_pass, Permutation(
+                per_pass * (self.repeats + 1),
+                derive_key(self.seed, "sampler", self.dataset_id, epoch)))}
+        cum, per_pass, order = self._layouts[epoch, g]
+        k = order.at(t)
+        p, r = divmod(k, per_pass)
+        b = int(np.searchsorted(cum, r, side="right")) - 1
+        idx = self._indices[b]
+        pos = ((r - int(cum[b])) * g + np.arange(g, dtype=np.int64)) % len(idx)
+        return b, idx[self._order(epoch, p, b)[pos]]
+
+    def _order(self, epoch: int, p: int, b: int) -> Permutation | np.ndarray:
+        """Bucket ``b``'s permutation in pass ``p``: computed per position, or for a bucket of
+        at most ``_SMALL`` samples kept whole in an LRU of at most ``_BUDGET`` entries in all)."""
+        key = (epoch, p, b)
+        found = self._small.pop(key, None)
+        if found is None:
+            perm = Permutation(len(self._indices[b]), derive_key(self.seed, "sampler",
+                                                                 self.dataset_id, epoch, p, b))
+            if perm.n > _SMALL:
+                return perm
+            found = perm[np.arange(perm.n, dtype=np.int64)]
+        self._small[key] = found  # most recent last
+        total = sum(len(v) for v in self._small.values())
+        while total > _BUDGET:
+            total -= len(self._small.pop(next(iter(self._small))))
+        return found
+
     def native_plan(self, epoch: int, global_batch: int | None = None) -> EpochPlan:
-        """The epoch's plan as built for ``global_batch`` (default: the current one)."""
+        """The epoch's batches as built for ``global_batch`` (default: the current one),
+        materialised (O(samples); :meth:`take` computes the same batches one at a time)."""
         g = global_batch or self.global_batch
-        rng = generator(self.seed, "sampler", self.dataset_id, epoch)
+        cum, per_pass = self._layout(g)
+        total = per_pass * (self.repeats + 1)
         rows: list[np.ndarray] = []
-        bucket_ids: list[int] = []
-        for _ in range(self.repeats + 1):
+        for p in range(self.repeats + 1):
             for b, idx in enumerate(self._indices):
-                chunks = _chunk(rng.permutation(idx), g, self.policy)
-                rows.extend(chunks)
-                bucket_ids.extend([b] * len(chunks))
-        order = rng.permutation(len(rows))
+                count = int(cum[b + 1] - cum[b])
+                perm = Permutation(len(idx), derive_key(self.seed, "sampler", self.dataset_id,
+                                                        epoch, p, b))
+                pos = np.arange(count * g, dtype=np.int64)
+                rows.extend(idx[perm[pos % max(1, len(idx))]].reshape(count, g))
+        bucket_ids = [b for _ in range(self.repeats + 1) for b in range(len(self._indices))
+                      for _ in range(int(cum[b + 1] - cum[b]))]
+        order = Permutation(total, derive_key(self.seed, "sampler", self.dataset_id, epoch))[
+            np.arange(total, dtype=np.int64)]
         return _join(rows, bucket_ids, order, [g] * len(rows))
 
     def plan(self) -> EpochPlan:
@@ -237,32 +292,45 @@ class BucketSampler:
     @property
     def remaining(self) -> int:
         """Batches left in the current epoch."""
-        return max(0, len(self.plan().buckets) - self.position)
+        return max(0, self._epoch_batches() - self.position)
+
+    def _epoch_batches(self) -> int:
+        if self._regroups:
+            return len(self.plan().buckets)
+        return self.num_batches
 
     @property
     def exhausted(self) -> bool:
         """No batch is left in the current epoch."""
-        if self._plan is None:
-            self.plan()
-        return self.position >= len(self._keys)
+        return self.position >= self._epoch_batches()
 
     def take(self) -> tuple[Bucket, np.ndarray]:
         """The next batch's bucket and global sample indices; advances the position."""
-        plan, i = self.plan(), self.position
-        if i >= len(self._keys):
+        i = self.position
+        if i >= self._epoch_batches():
             raise IndexError(f"dataset {self.dataset_id!r} is exhausted for epoch {self.epoch}")
         self.position = i + 1
+        if not self._regroups:  # the common case: computed on the fly, nothing stored
+            b, samples = self._batch(self.epoch, self._base, i)
+            return self.bucket_keys[b], samples
+        plan = self.plan()
         return self._keys[i], plan.samples[self._offsets[i]:self._offsets[i + 1]]
 
     # --- state ---------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         """Counters that reproduce the sampler: epoch, position and global-batch history."""
         return {"epoch": self.epoch, "position": self.position, "base_global_batch": self._base,
-                "regroups": [list(r) for r in self._regroups]}
+                "regroups": [list(r) for r in self._regroups], "order_version": ORDER_VERSION}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore counters; a different global batch regroups the rest of the epoch."""
         self.epoch, self.position = int(state["epoch"]), int(state["position"])
+        if int(state.get("order_version", 1)) != ORDER_VERSION and self.position:
+            log.warning("dataset %r: the checkpoint was made with sample order version %s; "
+                        "this version orders epochs differently, so the rest of epoch %d is "
+                        "drawn in the new order (some samples may repeat or be skipped once; "
+                        "see docs/runtime.md)", self.dataset_id,
+                        state.get("order_version", 1), self.epoch)
         self._base = int(state.get("base_global_batch", self.global_batch))
         self._regroups = [(int(p), int(g)) for p, g in state.get("regroups", [])]
         self._plan = None
