@@ -30,8 +30,7 @@ from databackend.metadata.scanner import (
     path_order,
     stored_listing,
 )
-from databackend.runtime.distributed import PeerTimeoutError, wait_for
-from databackend.runtime.distributed import broadcast_token
+from databackend.runtime.distributed import PeerTimeoutError, broadcast_token, wait_for
 from databackend.storage.base import FileInfo
 from databackend.storage.localdir import LocalDirectory
 
