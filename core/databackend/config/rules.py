@@ -132,8 +132,8 @@ def check_dataset(entry: BaseBackendConfig, opts: FactoryOptions,
     if isinstance(entry, ImageBackendConfig):
         out += _geometry(entry, opts) + _sampling(entry) + _captions(entry, choices or {})
         out += _media(entry, opts)
-    out += check_audio(entry)
         out += _choice("rescan", entry.rescan, RESCAN_POLICIES)
+    out += check_audio(entry)
     check = getattr(entry.storage, "problems", None)
     if callable(check):
         out += list(check())
