@@ -30,7 +30,8 @@ from typing import Any
 import attrs
 import numpy as np
 
-from databackend.metadata.index import IndexFormatError, pack, unpack
+from databackend.metadata.index import IndexFormatError
+from databackend.metadata.indexv1 import pack, unpack
 from databackend.storage.base import StorageBackend
 
 __all__ = ["Pairing", "compute_pairing", "load_or_pair", "pairing_lines", "unpair"]

@@ -22,7 +22,8 @@ import numpy as np
 
 from databackend.media.record import MediaInfo
 from databackend.media.windows import Window
-from databackend.metadata.index import DatasetIndex, IndexFormatError, pack, unpack
+from databackend.metadata.index import DatasetIndex, IndexFormatError
+from databackend.metadata.indexv1 import pack, unpack
 
 if TYPE_CHECKING:
     from databackend.storage.base import StorageBackend

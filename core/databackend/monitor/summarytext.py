@@ -83,6 +83,7 @@ def _caches(s: Mapping[str, Any]) -> list[str]:
 def _media_bucket(row: Mapping[str, Any]) -> str:
     """One media bucket: its key, clips, and the frames of its windows and of its clips."""
     def span(pair: list[int]) -> str:
+        """``a`` or ``a-b``."""
         return str(pair[0]) if pair[0] == pair[1] else f"{pair[0]}-{pair[1]}"
 
     return (f"  bucket {row['bucket']}: {row['count']} clip(s), {span(row['window_frames'])} "
