@@ -38,7 +38,7 @@ __all__ = ["AUDIO_PIPELINE_VERSION", "AudioLatentCache"]
 AUDIO_PIPELINE_VERSION = 1
 
 
-class AudioLatentCache(LatentCache):
+class AudioLatentCache(SelfDecoding, LatentCache):
     """Latents of an audio dataset (see the module docstring); ``source`` is its
     :class:`~databackend.media.backend.MediaMetadataBackend`."""
 

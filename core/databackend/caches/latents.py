@@ -263,6 +263,21 @@ class LatentCache(CacheBase):
         self.stats.encoded += len(batch)
         return latents
 
+    def _open_loader(self, count: int | None) -> Any:
+        """Where the fill gets its inputs: ``count`` samples to decode ahead of the encoder
+        (worker processes or threads), or None for one sample at a time in this thread.
+        Caches that decode their own way (video windows, audio clips) override this and
+        :meth:`_encode_batch`."""
+        if count is None:
+            return ThreadLoader(self.source, 1, draft=self.draft, max_pixels=self.max_pixels)
+        return make_loader(self.source, count, workers=self.workers, draft=self.draft,
+                           max_pixels=self.max_pixels)
+
+    def _encode_batch(self, runner: EncodeRunner, batch: list[int], arrays: list[Any]
+                      ) -> list[torch.Tensor]:
+        """The checked latents of one batch of decoded inputs."""
+        return self._fit(batch, runner(arrays, [self.key(i) for i in batch]))
+
     def _item(self, i: int, latents: torch.Tensor) -> tuple[str, dict[str, Any], dict[str, Any]]:
         """``(path, tensors, meta)`` for the writer."""
         g, key, path, _ = self._locate(i)
@@ -276,8 +291,7 @@ class LatentCache(CacheBase):
         out: dict[int, torch.Tensor] = {}
         batches = batches_by_size(dict.fromkeys(indices), self._batch_shape,
                                   self.batch_size)
-        runner, loader = self._runner(), ThreadLoader(self.source, 1, draft=self.draft,
-                                                   max_pixels=self.max_pixels)
+        runner, loader = self._runner(), self._open_loader(None)
         for batch in batches:
             arrays = []
             for i in batch:
@@ -286,7 +300,7 @@ class LatentCache(CacheBase):
                 except Exception as exc:
                     raise CacheError(f"latent cache {self.describe()}: cannot load sample "
                                      f"{self.source.index.paths[i]!r}: {exc}") from exc
-            latents = self._fit(batch, runner(arrays, [self.key(i) for i in batch]))
+            latents = self._encode_batch(runner, batch, arrays)
             out.update(zip(batch, latents, strict=True))
         if write and out:
             self._store_fresh(lambda: self.put_many(list(out), list(out.values())), len(out))
@@ -344,8 +358,7 @@ class LatentCache(CacheBase):
                                         batch_size))
         runner, failed = self._runner(), list[tuple[str, str]]()
         self.last_fill = runner.times
-        loader = make_loader(self.source, len(todo), workers=self.workers, draft=self.draft,
-                             max_pixels=self.max_pixels)
+        loader = self._open_loader(len(todo))
         ahead = max(2, -(-2 * loader.workers // max(1, batch_size)))
         start = time.perf_counter()
         try:
@@ -360,7 +373,7 @@ class LatentCache(CacheBase):
                     batch, futures = loads.popleft()
                     ok, arrays = self._collect(batch, futures, failed)
                     if ok:
-                        latents = self._fit(ok, runner(arrays, [self.key(i) for i in ok]))
+                        latents = self._encode_batch(runner, ok, arrays)
                         writer.add(self._item(i, lat) for i, lat in zip(ok, latents, strict=True))
                     bar.update(len(batch))
                     _postfix(bar, runner.times, time.perf_counter() - start)

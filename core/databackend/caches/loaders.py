@@ -14,6 +14,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import sys
+from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +24,7 @@ from databackend.geometry import apply_geometry
 if TYPE_CHECKING:
     from databackend.caches.imaging import SampleSource
 
-__all__ = ["ProcessLoader", "ThreadLoader", "core_count", "job_for", "make_loader", "oversized"]
+__all__ = ["FunctionLoader", "ProcessLoader", "ThreadLoader", "core_count", "job_for", "make_loader", "oversized"]
 
 
 def core_count() -> int:
@@ -153,6 +154,28 @@ class ProcessLoader:
         self._procs.shutdown(wait=True, cancel_futures=True)
         if self._fallback is not None:
             self._fallback.close()
+
+
+class FunctionLoader:
+    """Load with ``fn(i)`` in ``workers`` threads: caches that decode their own way (video
+    windows, audio clips) feed the same fill pipeline through it."""
+
+    def __init__(self, fn: Callable[[int], Any], workers: int = 2) -> None:
+        """Call ``fn`` for each sample, ``workers`` at a time."""
+        self.fn, self.workers = fn, max(1, workers)
+        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="databackend-media-load")
+
+    def load(self, i: int) -> Any:
+        """Load sample ``i`` in the calling thread."""
+        return self.fn(i)
+
+    def submit(self, i: int) -> Future[Any]:
+        """Start loading sample ``i``."""
+        return self._pool.submit(self.fn, i)
+
+    def close(self) -> None:
+        """Stop the threads (pending work is cancelled)."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 def make_loader(source: SampleSource, count: int, *, workers: int | None, draft: bool,

@@ -80,7 +80,30 @@ def _clip_problem(latents: Any, target: tuple[int, int], frames: int | None) -> 
     return None
 
 
-class MediaLatentCache(LatentCache):
+class SelfDecoding:
+    """Mixin for latent caches that decode their own inputs (``_load(i)``) and call their
+    encoder themselves (``_encode(batch, inputs)``), through the shared fill pipeline."""
+
+    workers: int | None
+
+    def _load(self, i: int) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _encode(self, batch: list[int], inputs: list[torch.Tensor]) -> list[torch.Tensor]:
+        raise NotImplementedError
+
+    def _open_loader(self, count: int | None) -> Any:
+        from databackend.caches.loaders import FunctionLoader, core_count
+
+        return FunctionLoader(self._load, 1 if count is None else
+                              min(4, self.workers or core_count()))
+
+    def _encode_batch(self, runner: Any, batch: list[int], inputs: list[Any]
+                      ) -> list[torch.Tensor]:
+        return self._encode(batch, inputs)
+
+
+class MediaLatentCache(SelfDecoding, LatentCache):
     """Latents of a media dataset (see the module docstring); ``source`` is a
     :class:`~databackend.media.backend.MediaMetadataBackend`."""
 
