@@ -146,11 +146,13 @@ class MediaScan:
         plan = self.b.spec.plan(info, key, self.b.settings.seed)
         if plan.reason is not None:
             return [REASON_CODES[plan.reason], info.width, info.height, *EMPTY_GEOMETRY], 0.0, None
-        ints, aspect = place(info.width, info.height, key, self.b.params, self.b.settings.seed)
         window = plan.window
         assert window is not None
-        bucket = (ints[3], ints[4], *plan.bucket)
-        return list(ints), aspect, ((window.start, window.length, window.stride), bucket)
+        span = (window.start, window.length, window.stride)
+        if not self.b.spec.spatial:  # no picture: the kind's own key parts are the bucket
+            return [0, 0, 0, *EMPTY_GEOMETRY], 0.0, (span, plan.bucket)
+        ints, aspect = place(info.width, info.height, key, self.b.params, self.b.settings.seed)
+        return list(ints), aspect, (span, (ints[3], ints[4], *plan.bucket))
 
     def _build(self, files: list[tuple[str, int, float]], outcomes: list[Outcome],
                old: MediaIndex | None, tag: str) -> MediaIndex:
