@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
-from databackend.errors import StorageError
+from databackend.errors import DatabackendError, StorageError
 from databackend.media.probe import ProbeRegistry, ProbeSource, probe_local, probe_ranged
 from databackend.media.record import CorruptMedia, MediaInfo, NotMedia
 from databackend.metadata.scanner import default_workers
@@ -69,6 +69,8 @@ def _outcome(probe: Callable[[], MediaInfo], kind: str, key: str) -> Outcome:
             raise
         log.warning("cannot read %s: %s", key, exc)
         return "unreadable", None
+    except DatabackendError:  # not about this file (a missing dependency): stop the scan
+        raise
     except Exception as exc:  # a read failure (or a probe bug) costs this file only
         log.warning("cannot probe %s: %r", key, exc)
         return "unreadable", None

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from databackend.errors import DatabackendError
 from databackend.media.kinds import extension_of
 from databackend.media.mp4meta import MP4_EXTENSIONS, display_rotation, read_video_track
 from databackend.media.probe import ProbeSource, classify_failure
@@ -29,7 +30,11 @@ _IO_BUFFER = 4096  # PyAV's read size on file objects (its 32 KiB default over-r
 
 def _open(source: ProbeSource) -> tuple[Any, Any]:
     """``(container, file or None)``; PyAV errors become NotMedia/CorruptMedia."""
-    import av
+    try:
+        import av
+    except ImportError as exc:  # not a property of this file: stop the scan, say how to fix
+        raise DatabackendError("video datasets need PyAV: pip install 'databackend[video]' "
+                               f"(or av>=12); {exc}") from None
 
     fh = None if source.local else source.open()
     try:
