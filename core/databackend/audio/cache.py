@@ -25,6 +25,7 @@ from databackend.audio.decode import decode_window
 from databackend.caches import keys
 from databackend.caches.latents import LatentCache
 from databackend.errors import CacheError
+from databackend.media.cache import SelfDecoding
 from databackend.media.probe import ProbeSource, probe_local, probe_ranged
 
 if TYPE_CHECKING:

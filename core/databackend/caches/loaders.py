@@ -24,7 +24,8 @@ from databackend.geometry import apply_geometry
 if TYPE_CHECKING:
     from databackend.caches.imaging import SampleSource
 
-__all__ = ["FunctionLoader", "ProcessLoader", "ThreadLoader", "core_count", "job_for", "make_loader", "oversized"]
+__all__ = ["FunctionLoader", "ProcessLoader", "ThreadLoader", "core_count", "job_for", "make_loader",
+           "oversized"]
 
 
 def core_count() -> int:
