@@ -119,6 +119,9 @@ class ImageBackendConfig(BaseBackendConfig):
     conditioning_data: Any = None
     conditioning_type: str | None = None
     source_dataset_id: str | None = None
+    # sampling policy for the whole config (None: the factory option; datasets that set it
+    # must agree; docs/runtime.md "Sampling policies")
+    sampling_policy: str | None = None
 
     @property
     def conditioning_ids(self) -> list[str]:

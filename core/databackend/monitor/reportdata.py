@@ -130,7 +130,7 @@ def collect_report(factory: DataBackendFactory, *, metrics: str | Path | None = 
             "datasets": [_dataset(factory, did) for did in factory.metadata],
             "caches": _coverage(factory) if coverage else [], "graph": {"nodes": nodes,
                                                                         "edges": edges},
-            "build": build, "run": run, "policy": factory.options.sampling_policy}
+            "build": build, "run": run, "policy": factory.policy}
 
 
 def summarise_datasets(rows: Sequence[Mapping[str, Any]]) -> list[list[str]]:
