@@ -37,7 +37,8 @@ def make_report(config: str, output: str | Path, *, options: FactoryOptions,
                                  use_reference_encoders=True, precompute=False,
                                  progress=progress, queue_size=0)
     with factory:
-        return write_report(factory, output, metrics=metrics, coverage=coverage)
+        return write_report(factory, output, metrics=metrics, coverage=coverage,
+                            progress=progress)
 
 
 def _encoder(spec: str | None, identity: str | None) -> Any:
