@@ -79,3 +79,31 @@ def test_run_series_thins_long_runs_and_keeps_the_last_step() -> None:
     steps = [p["step"] for p in series["shares"]]
     assert len(steps) <= 601 and steps[0] == 1 and steps[-1] == 2001
     assert series["targets"] == [{"dataset": "a", "epoch_share": 0.4}]
+
+
+def test_page_without_run_or_data_says_so() -> None:
+    from databackend.monitor.htmlpage import render_html
+
+    empty = {"id": "void", "storage": "local:/x", "global_batch": 4, "sampled": False,
+             "samples": 0, "skipped": 0, "buckets": [], "aspects": [], "sizes": [],
+             "skip_reasons": [], "captions": caption_stats(CaptionTable.from_tuples([]))}
+    page = render_html({"title": "t <&>", "policy": "exhaust", "caches": [], "run": None,
+                        "graph": {"nodes": [], "edges": []}, "datasets": [empty],
+                        "build": {"stages": [], "total_seconds": 0.0, "peak_rss_mb": 1.0}})
+    assert "<title>t &lt;&amp;&gt;</title>" in page
+    assert "Run</h2>" not in page and "no buckets" in page and "no captions" in page
+    assert '"chart-0"' not in page  # nothing to draw: no empty plots
+    assert page.count("<script") == 3  # the Vega bundle, the specs, the init
+
+
+def test_live_line_reports_rate_and_wait() -> None:
+    from databackend.metrics import FetchStats
+    from databackend.monitor.liveline import LiveLine
+
+    fetch = FetchStats()
+    line = LiveLine(10, fetch, enabled=False, interval=0.0)
+    for step in range(1, 5):
+        fetch.record_wait(0.002, 1)
+        line.update(step)
+    line.close()
+    assert line.text.startswith("step 4, ") and "batches/s, wait 2.00 ms" in line.text

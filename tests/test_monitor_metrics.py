@@ -158,3 +158,22 @@ def test_tensorboard_writer_gets_the_same_scalars(root: Path, tmp_path: Path) ->
     steps = [e.step for e in events.Scalars("data/step")]
     assert steps == [2, 4] and [e.value for e in events.Scalars("data/step")] == [2.0, 4.0]
     assert "cache/latents_a/hits" in events.Tags()["scalars"]
+
+
+def test_sampling_policy_in_the_config_wins_and_must_agree(root: Path, tmp_path: Path) -> None:
+    from databackend.errors import ConfigError
+
+    config = entries(root, tmp_path)
+    config[1]["sampling_policy"] = "mixture"
+    pm = make_plugin_manager(entrypoints=False, extra=[databackend_local])
+    f = DataBackendFactory(config, plugin_manager=pm, use_reference_encoders=True,
+                           precompute=False, options={"output_dir": str(tmp_path / "out")})
+    f.build()
+    f.close()
+    assert f.policy == "mixture" and isinstance(f.runtime.state_dict()["dataset_epochs"], dict)
+    config[2]["sampling_policy"] = "exhaust"
+    with pytest.raises(ConfigError, match=r"datasets disagree: 'a' mixture, 'b' exhaust"):
+        DataBackendFactory(config, plugin_manager=pm, use_reference_encoders=True).build()
+    config[2]["sampling_policy"] = "blend"
+    with pytest.raises(ConfigError, match=r"sampling_policy"):
+        DataBackendFactory(config, plugin_manager=pm, use_reference_encoders=True).build()

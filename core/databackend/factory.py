@@ -55,7 +55,7 @@ from databackend.runtime.batch import Batch
 from databackend.runtime.distributed import barrier, gather_union, resolve_rank
 from databackend.runtime.fetcher import BatchFetcher
 from databackend.runtime.loop import DataRuntime, RuntimeDataset
-from databackend.runtime.mixture import make_runtime
+from databackend.runtime.mixture import make_runtime, resolve_policy
 from databackend.runtime.selector import Schedule
 from databackend.runtime.source import CachedSource
 from databackend.runtime.strategies import SamplingStrategy
@@ -284,7 +284,7 @@ class DataBackendFactory:
                 datasets.append(self._runtime_dataset(dataset, attach_s2v(dataset, sources)))
         try:
             self._runtime = make_runtime(
-                datasets, self._strategy(), policy=self.options.sampling_policy,
+                datasets, self._strategy(), policy=self.policy,
                 steps_per_epoch=self.options.mixture_steps_per_epoch, seed=self.options.seed,
                 rank=self.rank, world_size=self.world_size, max_epochs=self.max_epochs)
         except ValueError as exc:  # no datasets, or none that yields a batch
@@ -326,6 +326,13 @@ class DataBackendFactory:
         from databackend.runtime.evaluation import eval_batches
 
         return eval_batches(self, dataset_id, batch_size=batch_size, shard=shard)
+    @property
+    def policy(self) -> str:
+        """The sampling policy: the config's ``sampling_policy`` if its datasets set one, else
+        the ``sampling_policy`` option (``exhaust`` or ``mixture``)."""
+        if self.plan is None:
+            return self.options.sampling_policy
+        return resolve_policy(self.options.sampling_policy, self._enabled())
 
     def _loadable_buckets(self, dataset_id: str, index: Any) -> dict[Any, Any] | None:
         """The index's buckets without the samples whose latents could not be computed at
@@ -468,7 +475,7 @@ class DataBackendFactory:
             precompute=[{"kind": r.kind, "name": r.name, **r.report.to_dict()}
                         for r in self.cache_runs],
             cache_stats=self.cache_stats(), excluded=dict(self.excluded), rank=self.rank,
-            world_size=self.world_size, policy=self.options.sampling_policy,
+            world_size=self.world_size, policy=self.policy,
             conditioning=self.conditioning.summary() if self.conditioning else {})
 
     def scalars(self) -> dict[str, float]:

@@ -9,6 +9,7 @@ dependency graph and the build's stage times; ``--metrics FILE`` (from ``databac
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,8 @@ def make_report(config: str, output: str | Path, *, options: FactoryOptions,
                                  use_reference_encoders=True, precompute=False,
                                  progress=progress, queue_size=0)
     with factory:
-        return write_report(factory, output, metrics=metrics, coverage=coverage)
+        return write_report(factory, output, metrics=metrics, coverage=coverage,
+                            progress=progress)
 
 
 def _encoder(spec: str | None, identity: str | None) -> Any:
@@ -45,6 +47,12 @@ def _encoder(spec: str | None, identity: str | None) -> Any:
 
 def _report(args: argparse.Namespace) -> int:
     options = FactoryOptions.from_mapping(parse_pairs(args.option, "--option"))
+    try:
+        import vl_convert  # noqa: F401  (checked before the build, not after it)
+    except ImportError:
+        print("error: the HTML report needs vl-convert-python; "
+              "pip install 'databackend[report]'", file=sys.stderr)
+        return 1
     path = make_report(args.config, args.output, options=options,
                        variables=parse_pairs(args.var, "--var"),
                        text_encoder=_encoder(args.text_encoder, args.text_identity),

@@ -137,6 +137,9 @@ class ImageBackendConfig(BaseBackendConfig):
         return [] if value is None else [value] if isinstance(value, str) else list(value)
     # scale: how a restart trusts the stored index (always | changed | never; docs/scale.md)
     rescan: str = "always"
+    # sampling policy for the whole config (None: the factory option; datasets that set it
+    # must agree; docs/runtime.md "Sampling policies")
+    sampling_policy: str | None = None
 
     @property
     def conditioning_ids(self) -> list[str]:

@@ -15,7 +15,7 @@ from databackend.config.models import (
     ImageEmbedBackendConfig,
     TextEmbedBackendConfig,
 )
-from databackend.options import SHORT_BUCKET_POLICIES, FactoryOptions
+from databackend.options import SAMPLING_POLICIES, SHORT_BUCKET_POLICIES, FactoryOptions
 
 __all__ = ["CAPTION_STRATEGIES", "check_dataset", "check_references", "suggest"]
 
@@ -89,6 +89,7 @@ def _sampling(d: ImageBackendConfig) -> list[str]:
     if d.max_num_samples is not None and d.max_num_samples < 1:
         out.append(f"`max_num_samples` must be >= 1; got {d.max_num_samples}")
     out += _choice("short_bucket_policy", d.short_bucket_policy, SHORT_BUCKET_POLICIES)
+    out += _choice("sampling_policy", d.sampling_policy, SAMPLING_POLICIES)
     return out
 
 
@@ -180,4 +181,15 @@ def check_references(entries: Sequence[BaseBackendConfig]) -> list[str]:
     if starts and not any(d.start_epoch <= 1 and d.start_step <= 1 for d in starts):
         out.append("no dataset is active at the start (every one has start_epoch > 1 or "
                    "start_step > 1)")
+    out += _policy_agreement(datasets)
     return out
+
+
+def _policy_agreement(datasets: Sequence[ImageBackendConfig]) -> list[str]:
+    """``sampling_policy`` applies to the whole config: the datasets that set it must agree."""
+    chosen = {d.id: d.sampling_policy for d in datasets
+              if d.sampling_policy is not None and not d.disabled}
+    if len(set(chosen.values())) < 2:
+        return []
+    return ["`sampling_policy` applies to the whole config, but datasets disagree: "
+            + ", ".join(f"{i!r} {p}" for i, p in sorted(chosen.items()))]

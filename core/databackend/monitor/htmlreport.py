@@ -17,10 +17,12 @@ __all__ = ["write_report"]
 
 
 def write_report(factory: DataBackendFactory, path: str | Path, *,
-                 metrics: str | Path | None = None, coverage: bool = True) -> Path:
+                 metrics: str | Path | None = None, coverage: bool = True,
+                 progress: bool | None = False) -> Path:
     """Collect, render and atomically write the report of ``factory`` to ``path``; with
     ``metrics`` (a ``--metrics-out`` file) the run's mix and wait are drawn too."""
-    page = render_html(collect_report(factory.build(), metrics=metrics, coverage=coverage))
+    page = render_html(collect_report(factory.build(), metrics=metrics, coverage=coverage,
+                                      progress=progress))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from databackend.caches.base import existing_paths
+from databackend.caches.base import existing_paths, progress_bar
 from databackend.caches.precompute import dataset_captions
 from databackend.config.depsort import dataset_edges
 from databackend.monitor.indexfacts import index_facts
@@ -26,6 +26,7 @@ __all__ = ["MAX_RUN_POINTS", "collect_report", "config_graph", "run_series"]
 
 #: a run's metrics are thinned to at most this many points per series
 MAX_RUN_POINTS = 600
+_CHUNK = 1 << 14
 
 
 def config_graph(plan: DataPlan) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -58,11 +59,24 @@ def config_graph(plan: DataPlan) -> tuple[list[dict[str, Any]], list[dict[str, A
     return nodes, edges
 
 
-def _coverage(factory: DataBackendFactory) -> list[dict[str, Any]]:
+def _latent_paths(cache: Any, bar: Any) -> list[str]:
+    """Every entry path of a latent cache (what a full cache holds), advancing ``bar``."""
+    indices = cache.all_indices()
+    paths: list[str] = []
+    for lo in range(0, len(indices), _CHUNK):
+        paths += [cache.path(i) for i in indices[lo:lo + _CHUNK]]
+        bar.update(len(indices[lo:lo + _CHUNK]))
+    return paths
+
+
+def _coverage(factory: DataBackendFactory, progress: bool | None) -> list[dict[str, Any]]:
     """Per cache: kind, name, encoder identity, location, entries present of those needed."""
     rows = []
+    total = sum(len(m.index) for m in factory.metadata.values())
+    with progress_bar(total, "report: cache coverage", progress) as bar:
+        latent = {did: _latent_paths(c, bar) for did, c in factory.latent_caches.items()}
     for did, cache in factory.latent_caches.items():
-        paths = [cache.path(i) for i in cache.all_indices()]
+        paths = latent[did]
         present = len(existing_paths(cache.storage, paths, cache.prefix)) if paths else 0
         rows.append({"kind": "latents", "name": did, "datasets": [did],
                      "identity": cache.identity, "location": cache.describe(),
@@ -116,8 +130,10 @@ def _dataset(factory: DataBackendFactory, did: str) -> dict[str, Any]:
 
 
 def collect_report(factory: DataBackendFactory, *, metrics: str | Path | None = None,
-                   coverage: bool = True, title: str | None = None) -> dict[str, Any]:
-    """Everything the report shows for a built factory (and a run's metrics file)."""
+                   coverage: bool = True, title: str | None = None,
+                   progress: bool | None = False) -> dict[str, Any]:
+    """Everything the report shows for a built factory (and a run's metrics file);
+    ``progress`` shows a bar while cache coverage is counted (None: when stderr is a tty)."""
     plan = factory.plan
     assert plan is not None, "build() first"
     nodes, edges = config_graph(plan)
@@ -128,9 +144,9 @@ def collect_report(factory: DataBackendFactory, *, metrics: str | Path | None = 
         "peak_rss_mb": factory.metrics.to_dict()["peak_rss_mb"], "source": "this report"}
     return {"title": title or f"databackend report: {plan.source or 'config'}",
             "datasets": [_dataset(factory, did) for did in factory.metadata],
-            "caches": _coverage(factory) if coverage else [], "graph": {"nodes": nodes,
+            "caches": _coverage(factory, progress) if coverage else [], "graph": {"nodes": nodes,
                                                                         "edges": edges},
-            "build": build, "run": run, "policy": factory.options.sampling_policy}
+            "build": build, "run": run, "policy": factory.policy}
 
 
 def summarise_datasets(rows: Sequence[Mapping[str, Any]]) -> list[list[str]]:

@@ -18,16 +18,17 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from databackend.options import SAMPLING_POLICIES
 from databackend.runtime.loop import DataRuntime, RuntimeDataset, StepPlan
 from databackend.runtime.strategies import SamplingStrategy
 
-__all__ = ["POLICIES", "MixtureRuntime", "make_runtime"]
+__all__ = ["POLICIES", "MixtureRuntime", "make_runtime", "resolve_policy"]
 
 log = logging.getLogger(__name__)
 
 #: Sampling policies: ``exhaust`` (the reference's: draw until every dataset is used up) and
 #: ``mixture`` (weights are long-run shares; datasets restart their own epochs).
-POLICIES = ("exhaust", "mixture")
+POLICIES = SAMPLING_POLICIES
 
 
 class MixtureRuntime(DataRuntime):
@@ -121,3 +122,10 @@ def make_runtime(datasets: Sequence[RuntimeDataset], strategy: SamplingStrategy,
     if policy != "exhaust":
         raise ValueError(f"sampling_policy must be one of {POLICIES}; got {policy!r}")
     return DataRuntime(datasets, strategy, **kwargs)
+
+
+def resolve_policy(option: str, datasets: Sequence[Any]) -> str:
+    """The policy of a config: the one its datasets set (``sampling_policy``; validation makes
+    them agree), else the factory ``option``."""
+    chosen = {getattr(d, "sampling_policy", None) for d in datasets} - {None}
+    return str(chosen.pop()) if len(chosen) == 1 else option
