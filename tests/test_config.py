@@ -271,6 +271,7 @@ def _storage_samples(folder: Path) -> dict[str, dict[str, Any]]:
                         "height_column": "h", "split_composite_images": True,
                         "composite_image_column": "pair", "cache_dir": str(folder / "hfc"),
                         "streaming": True, "num_proc": 2, "filter_function": "os.path:isfile",
+                        "video_column": "clip",
                         "huggingface": {"composite_image_config": {"image_count": 2},
                                         "filter_func": {"collection": ["art", "photo"],
                                                         "quality_thresholds": {"q": 1.5},

@@ -9,10 +9,11 @@ the window of a sample, :meth:`load_image` its first frame.
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import sys
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 
@@ -131,14 +132,8 @@ class MediaMetadataBackend(MetadataBackend):
             if local is not None:
                 frames = decode_window(local, window, fps=info.fps, stats=self.decode_stats)
             else:
-                def read_at(at: int, n: int) -> bytes:
-                    """One ranged read of the clip."""
-                    return self.storage.read_range(path, at, n)
-
-                with RangeFile(read_at, int(idx.file_size[i]), block=_READ_BLOCK,
-                               name=path) as fh:
-                    frames = decode_window(fh, window, fps=info.fps,  # type: ignore[arg-type]
-                                           stats=self.decode_stats)
+                with self._open_remote(path, int(idx.file_size[i])) as fh:
+                    frames = decode_window(fh, window, fps=info.fps, stats=self.decode_stats)
         except StorageError:
             raise
         except Exception as exc:
@@ -149,6 +144,20 @@ class MediaMetadataBackend(MetadataBackend):
                                f"{frames.shape[2]}x{frames.shape[1]} but was scanned as "
                                f"{expected[1]}x{expected[0]}; the file changed, rescan")
         return frames
+
+    def _open_remote(self, path: str, size: int) -> BinaryIO:
+        """A seekable file over ranged reads of ``path``; one whole read when the storage
+        cannot tell its size."""
+        if size <= 0:  # not known to the listing (e.g. path cells of a table)
+            size = self.storage.stat(path).size
+        if size < 0:
+            return io.BytesIO(self.storage.read(path))
+
+        def read_at(at: int, n: int) -> bytes:
+            """One ranged read of the clip."""
+            return self.storage.read_range(path, at, n)
+
+        return RangeFile(read_at, size, block=_READ_BLOCK, name=path)  # type: ignore[return-value]
 
     def load_image(self, i: int) -> Image.Image:
         """The first frame of sample ``i``'s window as an RGB image."""

@@ -73,12 +73,15 @@ def probe_local(path: str, name: str | None = None) -> ProbeSource:
 
 
 def probe_ranged(read_at: Callable[[int, int], bytes], name: str, size: int, *,
-                 block: int = 64 * 1024) -> ProbeSource:
+                 block: int = 32 * 1024) -> ProbeSource:
     """A :class:`ProbeSource` over ranged reads (``read_at(offset, length)``), e.g.
     ``lambda at, n: storage.read_range(key, at, n)``; ``size`` must be known."""
+    blocks: dict[int, bytes] = {}  # shared: PyAV and the box walker read the same blocks
+
     def opener() -> BinaryIO:
-        """A fresh ranged file."""
-        return RangeFile(read_at, size, block=block, name=name)  # type: ignore[return-value]
+        """A fresh ranged file over the shared blocks."""
+        return RangeFile(read_at, size, block=block, name=name,  # type: ignore[return-value]
+                         blocks=blocks)
 
     return ProbeSource(name, size, opener)
 

@@ -35,8 +35,11 @@ def _source(storage: StorageBackend, key: str, size: int) -> ProbeSource:
     if local is not None:  # the listed size spares a stat per file
         return ProbeSource(key, size, _opener(local), local) if size >= 0 else \
             probe_local(local, key)
-    if size < 0:
+    if size <= 0:  # unknown to the listing (e.g. path cells of a table): ask the storage
         size = storage.stat(key).size
+    if size < 0:  # the storage cannot say (e.g. csv URLs): read the file once, probe in memory
+        data = storage.read(key)
+        return probe_ranged(lambda at, n: data[at:at + n], key, len(data))
 
     def read_at(at: int, n: int) -> bytes:
         """One ranged read of the file."""

@@ -25,14 +25,15 @@ class RangeFile(io.RawIOBase):
     """
 
     def __init__(self, read_at: ReadAt, size: int, *, block: int = 64 * 1024,
-                 name: str = "") -> None:
-        """``size`` must be the file's byte size (the listing knows it)."""
+                 name: str = "", blocks: dict[int, bytes] | None = None) -> None:
+        """``size`` must be the file's byte size (the listing knows it); ``blocks``: a block
+        cache shared with other files over the same bytes (several parsers of one probe)."""
         super().__init__()
         if size < 0:
             raise ValueError(f"{name or 'file'}: the byte size must be known for ranged reads")
         self._read_at, self.size, self.block, self.name = read_at, size, block, name
         self._pos = 0
-        self._blocks: dict[int, bytes] = {}  # the last few blocks, oldest first
+        self._blocks = blocks if blocks is not None else {}  # the last few, oldest first
         self.bytes_read = 0
         self.reads = 0
 

@@ -36,4 +36,4 @@ class MediaInfo:
     channels: int = 0
     samples: int = 0
     counted: bool = False
-    codec: str = ""
+    codec: str = attrs.field(default="", eq=False)  #: informative only; not stored

@@ -16,13 +16,14 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 
+from databackend.media.probe import looks_like_container
 from databackend_csv.cache import DiskCache
 from databackend_csv.errors import DownloadError, FetchError, QuarantinedError
 from databackend_csv.httpclient import FetchResult
 from databackend_csv.quarantine import Quarantine
 from databackend_csv.sources import Fetcher
 from databackend_csv.stats import DownloadEvent, DownloadStats
-from databackend_csv.urls import is_image_bytes, redact
+from databackend_csv.urls import is_image_bytes, is_media_key, redact
 
 __all__ = ["Downloader"]
 
@@ -32,10 +33,15 @@ logger = logging.getLogger(__name__)
 WHOLE_FILE_SHARE = 0.5
 
 
-def _check_image(data: bytes) -> None:
-    """Raise ``not_image`` unless the bytes start like an image."""
+def _check_image(data: bytes, key: str = "") -> None:
+    """Raise ``not_image`` unless the bytes start like an image (or, for a video key, like a
+    media container)."""
     if not data:
         raise FetchError("not_image", "empty response")
+    if is_media_key(key):
+        if not looks_like_container(data[:512]):
+            raise FetchError("not_image", f"not a video: content starts with {data[:16]!r}")
+        return
     if not is_image_bytes(data[:16]):
         raise FetchError("not_image", f"content starts with {data[:16]!r}")
 
@@ -95,7 +101,7 @@ class Downloader:
         try:
             result = self.fetcher.fetch(url, (start, length))
             if start == 0:
-                _check_image(result.data)
+                _check_image(result.data, key)
         except FetchError as exc:
             raise self._failed(key, url, exc) from exc
         return self._ranged(key, url, result, start, length)
@@ -133,7 +139,7 @@ class Downloader:
         """Fetch the whole file, check it, cache it."""
         try:
             result = self.fetcher.fetch(url)
-            _check_image(result.data)
+            _check_image(result.data, key)
         except FetchError as exc:
             raise self._failed(key, url, exc) from exc
         self.stats.add("downloads")

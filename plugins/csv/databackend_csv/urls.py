@@ -6,12 +6,16 @@ import hashlib
 import posixpath
 from urllib.parse import urlsplit, urlunsplit
 
-__all__ = ["IMAGE_EXTENSIONS", "is_image_bytes", "is_text_content_type", "key_for_url",
-           "redact", "url_hash"]
+from databackend.media.kinds import VIDEO_EXTENSIONS as _VIDEO_EXTENSIONS
+
+__all__ = ["IMAGE_EXTENSIONS", "VIDEO_EXTENSIONS", "is_image_bytes", "is_media_key",
+           "is_text_content_type", "key_for_url", "redact", "url_hash"]
 
 #: Extensions kept in the virtual key; any other URL gets ``.jpg`` (the content is sniffed).
 IMAGE_EXTENSIONS = frozenset({"jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff",
                               "avif", "heic", "heif", "jxl"})
+#: Video extensions (databackend's media kinds) are kept too: video datasets list by them.
+VIDEO_EXTENSIONS: frozenset[str] = _VIDEO_EXTENSIONS
 _DEFAULT_EXTENSION = "jpg"
 _MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM", b"II*\x00",
           b"MM\x00*", b"\xff\x0a", b"\x00\x00\x00\x0cJXL \r\n\x87\n")
@@ -26,12 +30,17 @@ def url_hash(url: str) -> str:
 
 def key_for_url(url: str) -> str:
     """The virtual path of a URL: ``ab/<sha256>.<ext>``; the extension comes from the URL path
-    when it is an image extension, else ``jpg``. Different URLs never share a key."""
+    when it is an image or video extension, else ``jpg``. Different URLs never share a key."""
     digest = url_hash(url)
     ext = posixpath.splitext(urlsplit(url).path)[1].lower().lstrip(".")
-    if ext not in IMAGE_EXTENSIONS:
+    if ext not in IMAGE_EXTENSIONS and ext not in VIDEO_EXTENSIONS:
         ext = _DEFAULT_EXTENSION
     return f"{digest[:2]}/{digest}.{ext}"
+
+
+def is_media_key(key: str) -> bool:
+    """Whether a virtual path is a video (its content is a container, not an image)."""
+    return key.rpartition(".")[2] in VIDEO_EXTENSIONS
 
 
 def redact(url: str) -> str:

@@ -42,6 +42,21 @@ __all__ = [
 ]
 
 
+def _check_video(dataset: ImageBackendConfig, storage: HuggingfaceBackend) -> None:
+    """A video dataset needs ``video_column`` and random access (not streaming)."""
+    from databackend.errors import ConfigError
+
+    problems = []
+    if not storage.settings.video_column:
+        problems.append(f"dataset {dataset.id!r}: a huggingface video dataset needs "
+                        "`video_column` (the column of encoded clips)")
+    if storage.settings.streaming:
+        problems.append(f"dataset {dataset.id!r}: huggingface video datasets cannot be "
+                        "streamed; set `streaming: false`")
+    if problems:
+        raise ConfigError(problems)
+
+
 @hookimpl
 def databackend_register_backends() -> Sequence[type[StorageBackend]]:
     """Register the ``huggingface`` backend type."""
@@ -51,10 +66,15 @@ def databackend_register_backends() -> Sequence[type[StorageBackend]]:
 @hookimpl
 def databackend_make_metadata_backend(dataset: ImageBackendConfig, storage: StorageBackend,
                                       context: BuildContext) -> MetadataBackend | None:
-    """The Hugging Face metadata backend for ``type: huggingface`` datasets, else None."""
+    """The Hugging Face metadata backend for ``type: huggingface`` image datasets, else None
+    (video datasets get databackend's media backend, reading ``video_column`` through this
+    storage)."""
     if dataset.type != HuggingfaceBackend.name or not isinstance(storage, HuggingfaceBackend):
         return None
     if dataset.dataset_type == "audio":  # the core's media scan lists the audio cells
+        return None
+    if dataset.dataset_type == "video" or getattr(dataset, "video", None) is not None:
+        _check_video(dataset, storage)
         return None
     from databackend_huggingface.metadata import HuggingfaceMetadataBackend
 

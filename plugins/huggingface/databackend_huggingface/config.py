@@ -33,15 +33,14 @@ __all__ = [
 SHARED_KEYS = ("split", "revision", "image_column", "caption_column", "fallback_caption_column",
                "width_column", "height_column", "split_composite_images",
                "composite_image_column", "cache_dir", "streaming", "num_proc",
-               "filter_function")
+               "filter_function", "video_column")
 #: SimpleTuner keys of the block that databackend reads.
 BLOCK_KEYS = frozenset({*SHARED_KEYS, "composite_image_config", "filter_func", "quality_column",
                         "description_column", "file_extension",
                         # audio datasets (docs/audio.md)
                         "audio_column", "lyrics_column", "audio_caption_fields"})
 #: SimpleTuner keys of the block that are accepted and ignored (video/audio datasets, eager load).
-IGNORED_BLOCK_KEYS = frozenset({"auto_load", "num_frames_column", "fps_column", "bbox_column",
-                                "video_column"})
+IGNORED_BLOCK_KEYS = frozenset({"auto_load", "num_frames_column", "fps_column", "bbox_column"})
 _FILTER_KEYS = frozenset({"collection", "collection_column", "quality_thresholds",
                           "quality_column", "min_width", "min_height", "function"})
 _COMPOSITE_KEYS = frozenset({"enabled", "image_count", "select_index"})
@@ -141,6 +140,8 @@ class HFSettings:
     file_extension: str = "jpg"
     composite: CompositeSettings = CompositeSettings()
     filters: FilterSettings = FilterSettings()
+    #: video datasets: the column holding the encoded clips (bytes, {bytes, path} or a path)
+    video_column: str | None = None
     #: audio datasets: the audio column (its cells are the samples), the lyrics columns (the
     #: first non-empty one wins) and the columns joined into a caption when the caption
     #: columns are empty (SimpleTuner's keys of the ``huggingface`` block)
@@ -150,9 +151,10 @@ class HFSettings:
 
     @property
     def source_column(self) -> str:
-        """The column the samples come from (the composite column, else the audio column
-        when set, else the image column)."""
-        return self.composite.column or self.audio_column or self.image_column
+        """The column the samples come from: the video column of a video dataset, else the
+        composite column when set, else the audio column when set, else the image column."""
+        return self.video_column or self.composite.column or self.audio_column or \
+            self.image_column
 
     @property
     def has_size_columns(self) -> bool:
@@ -205,6 +207,8 @@ class HuggingfaceConfig:
     num_proc: int | None = None
     #: ``"module:function"``: a predicate called with each row's non-image columns.
     filter_function: str | None = None
+    #: the column of encoded clips of a ``dataset_type: video`` dataset (docs/video.md)
+    video_column: str | None = None
     huggingface: dict[str, Any] | None = None
 
     # --- merging -----------------------------------------------------------------------------
@@ -243,8 +247,11 @@ class HuggingfaceConfig:
             cache_dir=self.value("cache_dir"), streaming=bool(self.value("streaming", False)),
             num_proc=self.value("num_proc"),
             file_extension=str(block.get("file_extension")
-                               or ("wav" if block.get("audio_column") else "jpg")).lstrip("."),
-            composite=self._composite(), filters=self._filters(), **self._audio())
+                               or ("mp4" if self.value("video_column") else
+                                   "wav" if self._block().get("audio_column") else "jpg")
+                               ).lstrip("."),
+            composite=self._composite(), filters=self._filters(),
+            video_column=self.value("video_column"), **self._audio())
 
     def _audio(self) -> dict[str, Any]:
         block = self._block()
@@ -307,7 +314,7 @@ class HuggingfaceConfig:
         for key in ("split", "revision", "image_column", "fallback_caption_column",
                     "width_column", "height_column", "composite_image_column", "cache_dir",
                     "filter_function", "quality_column", "description_column", "file_extension",
-                    "audio_column", "lyrics_column"):
+                    "video_column", "audio_column", "lyrics_column"):
             value = self._block().get(key)
             if value is not None and not isinstance(value, str):
                 out.append(f"`huggingface.{key}` must be a string; got {value!r}")
@@ -327,7 +334,7 @@ class HuggingfaceConfig:
         if fields is not None and not (fields == [] or _is_str_list(fields)):
             out.append(f"`huggingface.audio_caption_fields` must be a list of column names; "
                        f"got {fields!r}")
-        for key in ("split", "image_column"):
+        for key in ("split", "image_column", "video_column"):
             value = self.value(key)
             if isinstance(value, str) and not value.strip():
                 out.append(f"`{key}` must not be empty")
