@@ -34,6 +34,7 @@ bench: venv
 	$(BIN)/python benchmarks/s3.py
 	$(BIN)/python benchmarks/csv_download.py
 	$(BIN)/python benchmarks/hf.py
+	$(BIN)/python benchmarks/video_probe.py
 
 clean:
 	rm -rf $(VENV) .demo .databackend_output

@@ -62,6 +62,19 @@ def test_probe_matches_full_decode(clips: Path, name: str) -> None:
     assert info.counted == name.endswith((".mkv", ".webm"))  # no frame count in Matroska
 
 
+def test_moov_walk_agrees_with_pyav_and_falls_back(clips: Path, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import databackend.media.video as video
+
+    frag = write_video(tmp_path / "frag.mp4", 48, 32, 10, fragmented=True)
+    names = [str(clips / c[0]) for c in CLIPS if c[0].endswith((".mp4", ".mov"))] + [frag]
+    fast = [video._fast_mp4(probe_local(p)) for p in names]
+    assert fast[-1] is None  # fragmented: PyAV opens it
+    monkeypatch.setattr(video, "_fast_mp4", lambda source: None)
+    slow = [DEFAULT_PROBES.probe("video", probe_local(p)) for p in names]
+    assert fast[:-1] == slow[:-1] and slow[-1].frames == full_decode(Path(frag))[2]
+
+
 def test_ranged_probe_equals_local_and_reads_less(clips: Path, tmp_path: Path) -> None:
     big = write_video(tmp_path / "big.mp4", 128, 96, 30, fps=30, rotation=90, noise=80)
     data = Path(big).read_bytes()

@@ -138,3 +138,21 @@ def test_scan_command_prints_frame_buckets_and_reasons(root: Path, tmp_path: Pat
     data = json.loads(capsys.readouterr().out)["datasets"][0]
     rows = {b["bucket"]: b for b in data["buckets"]}
     assert rows["64x96@9"]["window_frames"] == [9, 9] and data["kind"] == "video"
+
+
+def test_deletion_only_when_asked_and_missing_pyav(registry: PluginRegistry, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from databackend.errors import DatabackendError
+
+    root = write_clips(tmp_path / "d", [("ok.mp4", 64, 64, 12, 12, 0), ("few.mp4", 64, 64, 3, 12, 0)])
+    (root / "text.mp4").write_text("no video here")
+    meta = scan_entry({**video_entry(root, num_frames=9), "delete_problematic_images": True},
+                      registry, tmp_path / "o1")
+    assert meta.report.deleted == {"not_media": 1} and not (root / "text.mp4").exists()
+    assert (root / "few.mp4").exists() and meta.report.skipped == {"too_few_frames": 1}
+    write_clips(root, [("m.mkv", 64, 64, 12, 12, 0)])
+    monkeypatch.setitem(sys.modules, "av", None)  # PyAV not installed: the mkv needs it
+    with pytest.raises(DatabackendError, match="need PyAV"):
+        scan_entry(video_entry(root, num_frames=9), registry, tmp_path / "o2")

@@ -42,6 +42,14 @@ def _line(run: Any) -> str:
             f"{r.encoded} encoded{failed} in {r.seconds:.1f}s  [{run.location}]")
 
 
+def _media_encoders(spec: str | None) -> dict[str, Any]:
+    """The video encoder named by ``--video-encoder`` (default: the reference stand-in)."""
+    from databackend.caches import encoders
+    from databackend.media.wiring import reference_media_encoders
+
+    return reference_media_encoders({"video": encoders.load_encoder(spec)} if spec else None)
+
+
 def _run(args: argparse.Namespace) -> int:
     import attrs
 
@@ -54,7 +62,8 @@ def _run(args: argparse.Namespace) -> int:
     progress = False if args.no_progress else None
     runs = precompute_plan(plan, context, text_encoder=text_encoder, image_encoder=image_encoder,
                            progress=progress, batch_size=args.batch_size,
-                           text_batch_size=args.text_batch_size, include_ondemand=True)
+                           text_batch_size=args.text_batch_size, include_ondemand=True,
+                           media_encoders=_media_encoders(args.video_encoder))
     for run in runs:
         print(_line(run))
         for path, error in run.report.failed:
@@ -75,6 +84,8 @@ def register(sub: Any) -> None:
                         help="text encoder factory (default: the reference stand-in)")
     parser.add_argument("--image-encoder", metavar="MODULE:CALLABLE",
                         help="image encoder (VAE) factory (default: the reference stand-in)")
+    parser.add_argument("--video-encoder", metavar="MODULE:CALLABLE",
+                        help="video encoder of video datasets (default: the reference stand-in)")
     parser.add_argument("--batch-size", type=int, default=8, help="images per VAE call")
     parser.add_argument("--text-batch-size", type=int, default=32, help="captions per call")
     parser.add_argument("--rank", type=int, default=0, help="this process's rank")

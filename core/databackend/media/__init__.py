@@ -24,14 +24,25 @@ Modules (each with one job):
 How audio plugs in (no fork of the video code):
 
 1. write ``probe_audio(source: ProbeSource) -> MediaInfo`` (soundfile for wav/flac/ogg, PyAV
-   for containers; raise ``NotMedia``/``CorruptMedia`` for files to skip) and add it to
+   for containers; fill ``sample_rate``, ``channels``, ``samples``, ``duration``; raise
+   ``NotMedia``/``CorruptMedia`` for files to skip; ``source.local`` is a path or None, else
+   ``source.open()`` gives a seekable file over ranged reads) and add it to
    :data:`DEFAULT_PROBES` (``"audio": ...``);
-2. describe the kind with a :class:`~databackend.media.spec.MediaKindSpec`: which probe,
-   how a :class:`MediaInfo` becomes a bucket key and a :class:`Window` (duration buckets,
-   ``too_short``/``too_long`` filters: the skip reasons exist already in the index), and
-   how a window is decoded into a tensor for the encoder;
-3. pass an audio :class:`MediaEncoder`; the media latent cache stores and verifies its output
-   exactly like video latents.
+2. write an ``AudioSpec`` satisfying :class:`~databackend.media.spec.MediaKindSpec` with
+   ``kind="audio"``, ``spatial=False`` (no image geometry; the bucket key is ``plan.bucket``
+   alone, e.g. ``(duration_ms,)``), ``plan()`` returning the skip reason (``too_short``,
+   ``too_long``, ``not_media`` exist in ``metadata.index.REASONS`` already) or the bucket
+   and the :class:`Window` (in samples) from :func:`choose_window`, and ``bucket_label()``
+   (``"6s"``); return it from :func:`databackend.media.select.media_spec_for` for
+   ``dataset_type: audio``. The media scan, :class:`~databackend.media.index.MediaIndex`
+   (its probe table and columns hold ``sample_rate``/``channels``/``samples``), the report and
+   the runtime source then work unchanged;
+3. subclass :class:`~databackend.media.cache.MediaLatentCache` overriding ``_load`` (decode
+   the window into the encoder's input) and ``_problem`` (the stored layout); pass an audio
+   :class:`MediaEncoder` as ``media_encoders={"audio": ...}`` (``wiring`` picks the encoder by
+   ``spec.kind`` and the cache class from ``spec.cache_class`` when the spec has one; add the
+   stand-in to ``wiring.reference_media_encoders``). Keys, storage,
+   verification, repair, precompute and counters are shared with video.
 """
 
 from __future__ import annotations

@@ -1,8 +1,13 @@
-"""The display rotation of the video track of an MP4/MOV-family file, from its box headers.
+"""The video track of an MP4/MOV-family file from its ``moov`` box (ISO/IEC 14496-12).
 
-PyAV exposes the display matrix only on decoded frames; this reads the video track's ``tkhd``
-matrix instead (ISO/IEC 14496-12), seeking over the media data, so a probe stays decode-free.
-Only box headers and the (small) ``moov`` box are read.
+* :func:`display_rotation`: the ``tkhd`` display matrix (PyAV exposes it only on decoded
+  frames), so a probe stays decode-free;
+* :func:`read_video_track`: size (sample entry), frame count (``stsz``), frame rate and
+  duration (``mdhd``, ``stts``) and rotation, the values FFmpeg's MOV demuxer reports, for the
+  plain case only: anything unusual (fragments, several sample descriptions, compact sample
+  sizes, no samples) returns None and the caller opens the file with PyAV instead.
+
+Only box headers and the (small) ``moov`` box are read, seeking over the media data.
 """
 
 from __future__ import annotations
@@ -11,7 +16,9 @@ import math
 import struct
 from typing import BinaryIO
 
-__all__ = ["MP4_EXTENSIONS", "display_rotation"]
+import attrs
+
+__all__ = ["MP4_EXTENSIONS", "Mp4Track", "display_rotation", "read_video_track"]
 
 #: Extensions whose containers are ISO base media files.
 MP4_EXTENSIONS = frozenset({"mp4", "mov", "m4v", "3gp", "m4a", "mp4a"})
@@ -74,19 +81,90 @@ def _matrix_rotation(tkhd: bytes) -> int:
     return round(degrees / 90.0) * 90 % 360
 
 
-def _video_track_rotation(moov: bytes) -> int:
+def _video_trak(moov: bytes) -> dict[bytes, bytes] | None:
+    """The child boxes of the first video ``trak``."""
     for kind, trak in _boxes(moov):
         if kind != b"trak":
             continue
         parts = dict(_boxes(trak))
         handler = dict(_boxes(parts.get(b"mdia", b""))).get(b"hdlr", b"")
         if handler[8:12] == b"vide" and b"tkhd" in parts:
-            return _matrix_rotation(parts[b"tkhd"])
-    return 0
+            return parts
+    return None
 
 
 def display_rotation(fh: BinaryIO, size: int) -> int:
     """Counter-clockwise display rotation of the first video track (0 when none is set or the
     file is not an ISO media file); ``frame.rotation`` of a decoded frame agrees."""
     moov = _find_moov(fh, size)
-    return 0 if moov is None else _video_track_rotation(moov)
+    trak = None if moov is None else _video_trak(moov)
+    return 0 if trak is None else _matrix_rotation(trak[b"tkhd"])
+
+
+@attrs.frozen
+class Mp4Track:
+    """The first video track: coded ``width``/``height``, ``frames``, ``fps``, ``duration``
+    (seconds), ``rotation`` (counter-clockwise degrees) and the sample entry's ``codec``."""
+
+    width: int
+    height: int
+    frames: int
+    fps: float
+    duration: float
+    rotation: int
+    codec: str
+
+
+def _timing(mdhd: bytes) -> tuple[int, int] | None:
+    """``(timescale, duration)`` of an ``mdhd`` payload."""
+    if mdhd[:1] == b"\x01" and len(mdhd) >= 32:
+        scale, duration = struct.unpack_from(">IQ", mdhd, 20)
+    elif len(mdhd) >= 20:
+        scale, duration = struct.unpack_from(">II", mdhd, 12)
+    else:
+        return None
+    return (scale, duration) if scale else None
+
+
+def _stts_total(stts: bytes) -> int | None:
+    """The summed sample durations of an ``stts`` payload."""
+    if len(stts) < 8:
+        return None
+    (count,) = struct.unpack_from(">I", stts, 4)
+    if len(stts) < 8 + 8 * count:
+        return None
+    pairs = struct.unpack_from(f">{2 * count}I", stts, 8)
+    return int(sum(n * d for n, d in zip(pairs[::2], pairs[1::2], strict=True)))
+
+
+def _sample_entry(stsd: bytes) -> tuple[str, int, int] | None:
+    """``(codec, width, height)`` of the only sample description."""
+    if len(stsd) < 8 + 36 or struct.unpack_from(">I", stsd, 4)[0] != 1:
+        return None
+    codec = stsd[12:16].decode("latin-1")
+    width, height = struct.unpack_from(">HH", stsd, 8 + 32)
+    return codec, width, height
+
+
+def read_video_track(fh: BinaryIO, size: int) -> Mp4Track | None:
+    """The first video track of a plain (unfragmented) ISO media file, else None."""
+    moov = _find_moov(fh, size)
+    if moov is None or any(kind == b"mvex" for kind, _ in _boxes(moov)):
+        return None
+    trak = _video_trak(moov)
+    if trak is None:
+        return None
+    mdia = dict(_boxes(trak.get(b"mdia", b"")))
+    stbl = dict(_boxes(dict(_boxes(mdia.get(b"minf", b""))).get(b"stbl", b"")))
+    timing, entry = _timing(mdia.get(b"mdhd", b"")), _sample_entry(stbl.get(b"stsd", b""))
+    stsz, total = stbl.get(b"stsz", b""), _stts_total(stbl.get(b"stts", b""))
+    if timing is None or entry is None or len(stsz) < 12 or not total:
+        return None
+    frames = struct.unpack_from(">I", stsz, 8)[0]
+    codec, width, height = entry
+    if frames < 1 or width < 1 or height < 1:
+        return None
+    scale, duration = timing
+    return Mp4Track(width=width, height=height, frames=frames, fps=scale * frames / total,
+                    duration=duration / scale, rotation=_matrix_rotation(trak[b"tkhd"]),
+                    codec=codec)

@@ -23,7 +23,7 @@ import attrs
 from databackend.media.reader import RangeFile
 from databackend.media.record import CorruptMedia, MediaInfo, NotMedia
 
-__all__ = ["DEFAULT_PROBES", "ProbeRegistry", "ProbeSource", "looks_like_container",
+__all__ = ["DEFAULT_PROBES", "Probe", "ProbeRegistry", "ProbeSource", "looks_like_container",
            "probe_local", "probe_ranged"]
 
 log = logging.getLogger(__name__)

@@ -1,6 +1,7 @@
 """Probing many media files: reuse unchanged results, probe the rest in threads, count them.
 
-Local files (``storage.local_path``) are handed to the probe by path; other storages through a
+Local files (``storage.local_path``) are handed to the probe by path (two threads); other
+storages through a
 :class:`~databackend.media.reader.RangeFile` over ``storage.read_range``, so only what the
 container needs is fetched. Failures become skip reasons: ``not_media``, ``corrupt``, or
 ``unreadable`` (a read failure; probed again by the next scan). A fatal storage error stops
@@ -10,14 +11,14 @@ the scan.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, BinaryIO
 
-from databackend.errors import StorageError
+from databackend.errors import DatabackendError, StorageError
 from databackend.media.probe import ProbeRegistry, ProbeSource, probe_local, probe_ranged
 from databackend.media.record import CorruptMedia, MediaInfo, NotMedia
+from databackend.metadata.scanner import default_workers
 
 if TYPE_CHECKING:
     from databackend.media.index import ProbeTable
@@ -55,8 +56,13 @@ def _opener(path: str) -> Callable[[], BinaryIO]:
 def probe_one(storage: StorageBackend, registry: ProbeRegistry, kind: str, key: str,
               size: int) -> Outcome:
     """Probe one file as ``kind``; never raises for a bad file (see the module docstring)."""
+    return _outcome(lambda: registry.probe(kind, _source(storage, key, size)), kind, key)
+
+
+def _outcome(probe: Callable[[], MediaInfo], kind: str, key: str) -> Outcome:
+    """The outcome of ``probe()``: its info, or the skip reason of its failure."""
     try:
-        return "", registry.probe(kind, _source(storage, key, size))
+        return "", probe()
     except NotMedia as exc:
         log.debug("%s is not %s: %s", key, kind, exc)
         return "not_media", None
@@ -68,6 +74,8 @@ def probe_one(storage: StorageBackend, registry: ProbeRegistry, kind: str, key: 
             raise
         log.warning("cannot read %s: %s", key, exc)
         return "unreadable", None
+    except DatabackendError:  # not about this file (a missing dependency): stop the scan
+        raise
     except Exception as exc:  # a read failure (or a probe bug) costs this file only
         log.warning("cannot probe %s: %r", key, exc)
         return "unreadable", None
@@ -88,7 +96,8 @@ def probe_files(storage: StorageBackend, registry: ProbeRegistry, kind: str,
         else:
             todo.append(k)
     local = bool(files) and storage.local_path(files[0][0]) is not None
-    threads = workers or (min(4, os.cpu_count() or 1) if local else storage.io_concurrency)
+    threads = workers or (min(2, default_workers()) if local else storage.io_concurrency)
+
     def run(chunk: list[int]) -> list[Outcome]:
         """Probe a chunk of files (one task per chunk: little pool overhead per file)."""
         return [probe_one(storage, registry, kind, files[k][0], files[k][1]) for k in chunk]

@@ -42,7 +42,8 @@ def media_bucket_table(buckets: Mapping[tuple[int, ...], np.ndarray], *,
     """One row per bucket, with the image table's batch arithmetic (``bucket_table``)."""
     rows = []
     for key, members in sorted(buckets.items()):
-        (base,) = bucket_table({(key[0], key[1]): members}, batch_size=batch_size,
+        spatial = (key[0], key[1]) if len(key) > 1 else (1, 1)  # non-spatial kinds: no aspect
+        (base,) = bucket_table({spatial: members}, batch_size=batch_size,
                                repeats=repeats, policy=policy, world_size=world_size,
                                rounding=rounding)
         rows.append(MediaBucketRow(**attrs.asdict(base), key=key, label=label(key),

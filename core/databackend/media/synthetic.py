@@ -31,16 +31,18 @@ def frame_pixels(k: int, width: int, height: int, seed: int = 0, noise: int = 0)
 
 def write_video(path: str | os.PathLike[str], width: int, height: int, frames: int, *,
                 fps: int = 12, rotation: int = 0, seed: int = 0, gop: int = 12,
-                noise: int = 0) -> str:
+                noise: int = 0, fragmented: bool = False) -> str:
     """Write an H.264 (VP9 for ``.webm``) clip of ``frames`` frames; ``rotation`` (degrees,
-    counter-clockwise) goes into the display matrix. Returns the path."""
+    counter-clockwise) goes into the display matrix; ``fragmented``: a fragmented MP4 (an
+    empty ``moov``, ``moof`` fragments). Returns the path."""
     import av
 
     path = os.fspath(path)
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     ext = path.rpartition(".")[2].lower()
     fmt, codec = _FORMATS.get(ext, ("mp4", "libx264"))
-    with av.open(path, "w", format=fmt) as container:
+    options = {"movflags": "frag_keyframe+empty_moov"} if fragmented else {}
+    with av.open(path, "w", format=fmt, options=options) as container:
         stream: Any = container.add_stream(codec, rate=fps)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.codec_context.gop_size = gop

@@ -1,8 +1,12 @@
 """The PyAV video probe: size after rotation, frame count, fps and duration from metadata.
 
-Nothing is decoded. PyAV opens the container (a local path, or a :class:`RangeFile` over
-ranged reads) and reads the first video stream's parameters; MP4-family files also get their
-``tkhd`` display rotation (:mod:`databackend.media.mp4meta`). When the container has no frame
+Nothing is decoded. MP4-family files (mp4, mov, m4v, 3gp) are read from their ``moov`` box
+(:func:`databackend.media.mp4meta.read_video_track`: the values FFmpeg's MOV demuxer reports,
+plus the ``tkhd`` display rotation), which costs a fraction of opening the container; any file
+that box walk does not fully understand, and every other container, is opened by PyAV (a
+local path, or a :class:`RangeFile` over ranged reads), which reads the first video stream's
+parameters (and, for MP4-family files, the rotation from the box walk). When the container has
+no frame
 count (Matroska and WebM store none), the frames are *counted* by demuxing the stream's
 packets (no decoding, but the whole file is read): slower, logged, and flagged ``counted``.
 """
@@ -12,8 +16,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from databackend.errors import DatabackendError
 from databackend.media.kinds import extension_of
-from databackend.media.mp4meta import MP4_EXTENSIONS, display_rotation
+from databackend.media.mp4meta import MP4_EXTENSIONS, display_rotation, read_video_track
 from databackend.media.probe import ProbeSource, classify_failure
 from databackend.media.record import CorruptMedia, MediaInfo, NotMedia
 
@@ -25,7 +30,11 @@ _IO_BUFFER = 4096  # PyAV's read size on file objects (its 32 KiB default over-r
 
 def _open(source: ProbeSource) -> tuple[Any, Any]:
     """``(container, file or None)``; PyAV errors become NotMedia/CorruptMedia."""
-    import av
+    try:
+        import av
+    except ImportError as exc:  # not a property of this file: stop the scan, say how to fix
+        raise DatabackendError("video datasets need PyAV: pip install 'databackend[video]' "
+                               f"(or av>=12); {exc}") from None
 
     fh = None if source.local else source.open()
     try:
@@ -65,8 +74,30 @@ def _rotation(source: ProbeSource) -> int:
         return 0
 
 
+def _fast_mp4(source: ProbeSource) -> MediaInfo | None:
+    """The ``moov`` box walk of an MP4-family file, or None (then PyAV opens it)."""
+    if extension_of(source.name) not in MP4_EXTENSIONS:
+        return None
+    try:
+        with source.open() as fh:
+            track = read_video_track(fh, source.size)
+    except Exception as exc:  # a broken box tree: PyAV decides what the file is
+        log.debug("%s: box walk failed (%s)", source.name, exc)
+        return None
+    if track is None:
+        return None
+    width, height = (track.height, track.width) if track.rotation % 180 else \
+        (track.width, track.height)
+    return MediaInfo(kind="video", width=width, height=height, frames=track.frames,
+                     fps=track.fps, duration=track.duration, rotation=track.rotation,
+                     codec=track.codec)
+
+
 def probe_video(source: ProbeSource) -> MediaInfo:
     """Width and height as displayed, frames, fps, duration of the first video stream."""
+    fast = _fast_mp4(source)
+    if fast is not None:
+        return fast
     container, fh = _open(source)
     try:
         if not container.streams.video:

@@ -50,23 +50,17 @@ def open_media_caches(plan: DataPlan, dataset: ImageBackendConfig, metadata: Any
                       batch_size: int = 1) -> tuple[MediaLatentCache, MediaLatentCache | None]:
     """The clip latent cache and, for ``video.is_i2v``, the first-frame cache."""
     encoder, identity = media_encoder(dataset, context, encoders)
+    cache_class = getattr(metadata.spec, "cache_class", MediaLatentCache)  # a kind's own cache
 
     def make(first_frame: bool) -> MediaLatentCache:
         """One of the two caches."""
         cache = open_latent_cache(plan, dataset, metadata, context, encoder, identity=identity,
-                                  batch_size=batch_size, cache_class=MediaLatentCache,
+                                  batch_size=batch_size, cache_class=cache_class,
                                   first_frame=first_frame)
         assert isinstance(cache, MediaLatentCache)
         return cache
 
-    if metadata.spec.kind == "audio":  # docs/audio.md
-        from databackend.audio.cache import AudioLatentCache
-
-        return open_latent_cache(plan, dataset, metadata, context, encoder,  # type: ignore[return-value]
-                                 identity=identity, batch_size=max(batch_size, 8),
-                                 cache_class=AudioLatentCache), None
-
-    i2v = bool(getattr(metadata.spec, "settings", None) and metadata.spec.settings.is_i2v)
+    i2v = bool(getattr(getattr(metadata.spec, "settings", None), "is_i2v", False))
     return make(False), make(True) if i2v else None
 
 
