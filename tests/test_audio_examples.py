@@ -91,3 +91,6 @@ def test_cli_run_and_scan_an_audio_config(tmp_path: Path, capsys: Any) -> None:
     assert main(["scan", str(config), "--option", out]) == 0
     printed = capsys.readouterr().out
     assert "[audio]" in printed and " 6s " in printed
+    assert main(["cache", str(config), "--no-progress", "--option", out, "--audio-encoder",
+                 "databackend.audio.encoders:ReferenceAudioEncoder"]) == 0
+    assert "3 entries, 3 already cached, 0 encoded" in capsys.readouterr().out
