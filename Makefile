@@ -35,6 +35,7 @@ bench: venv
 	$(BIN)/python benchmarks/csv_download.py
 	$(BIN)/python benchmarks/hf.py
 	$(BIN)/python benchmarks/video_probe.py
+	$(BIN)/python benchmarks/audio_probe.py
 
 clean:
 	rm -rf $(VENV) .demo .databackend_output

@@ -19,7 +19,8 @@ from typing import Any
 import attrs
 
 from databackend.audio.config import AudioBackendConfig
-from databackend.audio.s2v import fill_keeping_lyrics_format, inject_s2v_audio
+from databackend.audio.s2v import inject_s2v_audio
+from databackend.audio.settings import fill_keeping_lyrics_format
 from databackend.config import depsort, rules
 from databackend.config.converter import make_converter, structure_errors
 from databackend.config.keys import ALIASES, UNIMPLEMENTED_KEYS
