@@ -108,6 +108,8 @@ class MediaIndex:
         self._buckets: dict[tuple[int, ...], np.ndarray] | None = None
 
     def __getattr__(self, name: str) -> Any:
+        if name == "base":  # not set yet (e.g. while unpickling): no recursion
+            raise AttributeError(name)
         return getattr(self.base, name)
 
     def __len__(self) -> int:
