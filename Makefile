@@ -39,6 +39,7 @@ bench: venv
 	$(BIN)/python benchmarks/hf.py
 	$(BIN)/python benchmarks/report.py
 	$(BIN)/python benchmarks/video_probe.py
+	$(BIN)/python benchmarks/audio_probe.py
 
 clean:
 	rm -rf $(VENV) .demo .databackend_output

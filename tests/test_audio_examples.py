@@ -72,3 +72,25 @@ def test_video_with_attached_audio(tmp_path: Path) -> None:
         assert b.audio.mask is not None and b.audio.mask.tolist() == [1] * len(b)
         assert b.audio.latents is not None and b.audio.latents.shape[0] == len(b)
         assert (b.audio.lengths > 0).all()
+
+
+def test_cli_run_and_scan_an_audio_config(tmp_path: Path, capsys: Any) -> None:
+    from databackend.cli import main
+
+    data = tmp_path / "clips"
+    for n, sec in enumerate([2.5, 4.0, 6.5]):
+        write_soundfile(data / f"c{n}.wav", sec, 16000, 1, seed=n)
+    config = tmp_path / "c.json"
+    config.write_text(json.dumps([{"id": "clips", "type": "local", "dataset_type": "audio",
+                                   "instance_data_dir": str(data),
+                                   "audio": {"duration_interval": 2}}]))
+    out = f"output_dir={tmp_path / 'out'}"
+    assert main(["run", str(config), "--steps", "2", "--no-progress", "--option", out,
+                 "--audio-encoder", "databackend.audio.encoders:ReferenceAudioEncoder"]) == 0
+    assert "precompute latents clips: 0 cached, 3 encoded" in capsys.readouterr().out
+    assert main(["scan", str(config), "--option", out]) == 0
+    printed = capsys.readouterr().out
+    assert "[audio]" in printed and " 6s " in printed
+    assert main(["cache", str(config), "--no-progress", "--option", out, "--audio-encoder",
+                 "databackend.audio.encoders:ReferenceAudioEncoder"]) == 0
+    assert "3 entries, 3 already cached, 0 encoded" in capsys.readouterr().out

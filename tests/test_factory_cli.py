@@ -58,7 +58,7 @@ def test_run_reports_config_errors(tmp_path: Path, capsys: pytest.CaptureFixture
 
 def test_demo_config_has_two_datasets_and_both_cache_kinds(tmp_path: Path) -> None:
     kinds = [e.get("dataset_type", "image") for e in demo_config(tmp_path)]
-    assert sorted(kinds) == ["image", "image", "image_embeds", "text_embeds", "video"]
+    assert sorted(kinds) == ["audio", "image", "image", "image_embeds", "text_embeds", "video"]
 
 
 def test_demo_generates_data_and_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -70,6 +70,8 @@ def test_demo_generates_data_and_runs(tmp_path: Path, capsys: pytest.CaptureFixt
     # the video dataset: frame buckets with their frame counts, and its filter reasons
     assert "scan clips: 6 kept, skipped: not_media 1, too_few_frames 1" in out
     assert "bucket 128x192@9: 3 clip(s), 9 frames per window (clips of 29-41 frames)" in out
+    # the audio dataset: duration buckets and its filter reasons
+    assert "scan sounds: 4 kept, skipped: not_media 1, too_long 1" in out
     data = tmp_path / "demo" / "data"
     suffixes = {p.suffix for p in data.rglob("*") if p.is_file()}
     assert {".jpg", ".png", ".txt"} <= suffixes

@@ -9,9 +9,13 @@
 * ``data/clips``: short H.264/VP9 clips (several sizes, lengths and frame rates, one rotated,
   one too short, one text file named ``.mp4``) with ``.txt`` captions: a video dataset with
   frame buckets (``WxH@F``), random windows and i2v first frames (docs/video.md);
+* ``data/sounds``: short WAV and FLAC clips (several lengths, rates and channels, one longer
+  than ``max_duration_seconds``, one text file named ``.wav``) with ``.txt`` captions and a
+  lyrics sidecar: an audio dataset with duration buckets (docs/audio.md);
 * ``multidatabackend.json``: two image datasets (``art`` with a generated ``canny`` ControlNet
-  conditioning dataset), a video dataset, a ``text_embeds`` and an ``image_embeds`` entry (both
-  ``type: local``) and the factory options to run it with.
+  conditioning dataset), a video dataset, an audio dataset, a
+  ``text_embeds`` and an ``image_embeds`` entry (both ``type: local``) and the factory options
+  to run it with.
 
 Everything is generated from a seed, so two runs produce the same files.
 """
@@ -23,7 +27,8 @@ import random
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DEMO_CLIPS", "DEMO_OPTIONS", "demo_config", "make_clips", "make_demo", "make_images"]
+__all__ = ["DEMO_CLIPS", "DEMO_OPTIONS", "DEMO_SOUNDS", "demo_config", "make_clips", "make_demo",
+           "make_images", "make_sounds"]
 
 #: Factory options the demo runs with (small images keep it well under a minute on 2 cores).
 DEMO_OPTIONS: dict[str, Any] = {"resolution": 256, "resolution_type": "pixel_area",
@@ -109,6 +114,34 @@ def make_clips(data: Path, seed: int = 0) -> int:
     return len(DEMO_CLIPS)
 
 
+#: (name, seconds, sample rate, channels) of the demo's audio clips
+DEMO_SOUNDS = (("rain_000.wav", 1.2, 16000, 1), ("rain_001.flac", 2.6, 22050, 2),
+               ("bells_000.wav", 3.4, 44100, 2), ("bells_001.flac", 6.3, 16000, 1),
+               ("hum_000.wav", 31.0, 8000, 1))
+
+
+def make_sounds(data: Path, seed: int = 0) -> int:
+    """Write the demo's audio clips, captions and a lyrics sidecar under ``data/sounds``."""
+    import numpy as np
+    import soundfile
+
+    target = data / "sounds"
+    target.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed + 2)
+    for k, (name, seconds, rate, channels) in enumerate(DEMO_SOUNDS):
+        t = np.arange(round(seconds * rate)) / rate
+        wave = [0.3 * np.sin(2 * np.pi * (180 + 60 * k + 30 * c) * t) for c in range(channels)]
+        noise = 0.02 * rng.standard_normal((len(t), channels))
+        soundfile.write(str(target / name), (np.stack(wave, axis=1) + noise).astype("float32"),
+                        rate)
+        (target / name).with_suffix(".txt").write_text(f"the sound of {name.split('_')[0]}\n",
+                                                       encoding="utf-8")
+    (target / "bells_000.lyrics").write_text("ding dong\n", encoding="utf-8")
+    (target / "notes_000.wav").write_text("this is not audio\n", encoding="utf-8")
+    (target / "notes_000.txt").write_text("a text file named .wav\n", encoding="utf-8")
+    return len(DEMO_SOUNDS)
+
+
 def demo_config(root: Path) -> list[dict[str, Any]]:
     """The demo's multidatabackend entries (absolute paths under ``root``)."""
     cache = root / "cache"
@@ -135,6 +168,12 @@ def demo_config(root: Path) -> list[dict[str, Any]]:
          "resolution_type": "pixel", "train_batch_size": 1, "probability": 0.5,
          "video": {"num_frames": 9, "min_frames": 9, "bucket_strategy": "resolution_frames",
                    "window": "random", "frame_stride": 2, "is_i2v": True}},
+        {"id": "sounds", "type": "local", "dataset_type": "audio",
+         "instance_data_dir": str(root / "data/sounds"), "caption_strategy": "textfile",
+         "image_embeds": "vae-cache", "text_embeds": "text-cache", "train_batch_size": 2,
+         "probability": 0.5,
+         "audio": {"duration_interval": 3, "max_duration_seconds": 30,
+                   "truncation_mode": "random", "lyrics_filename_format": "{stem}.lyrics"}},
     ]
 
 
@@ -149,6 +188,7 @@ def make_demo(root: str | Path, *, seed: int = 0, overwrite: bool = False) -> Pa
         return config
     make_images(root / "data", seed=seed)
     make_clips(root / "data", seed=seed)
+    make_sounds(root / "data", seed=seed)
     config.parent.mkdir(parents=True, exist_ok=True)
     config.write_text(json.dumps(demo_config(root), indent=2) + "\n", encoding="utf-8")
     options = {**DEMO_OPTIONS, "output_dir": str(root / "out")}

@@ -1,4 +1,4 @@
-"""The audio latent cache: a :class:`~databackend.caches.latents.LatentCache` for clips.
+"""The audio latent cache: the media latent cache (:mod:`databackend.media.cache`) for audio.
 
 Like the media latent cache of video, it keeps the image cache's storage, naming,
 verification, repair, precompute pipeline (loader threads ahead of the encoder, a background
@@ -23,9 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 from databackend.audio.decode import decode_window
 from databackend.caches import keys
-from databackend.caches.latents import LatentCache
 from databackend.errors import CacheError
-from databackend.media.cache import SelfDecoding
+from databackend.media.cache import MediaLatentCache
 from databackend.media.probe import ProbeSource, probe_local, probe_ranged
 
 if TYPE_CHECKING:
@@ -39,9 +38,10 @@ __all__ = ["AUDIO_PIPELINE_VERSION", "AudioLatentCache"]
 AUDIO_PIPELINE_VERSION = 1
 
 
-class AudioLatentCache(SelfDecoding, LatentCache):
+class AudioLatentCache(MediaLatentCache):
     """Latents of an audio dataset (see the module docstring); ``source`` is its
-    :class:`~databackend.media.backend.MediaMetadataBackend`."""
+    :class:`~databackend.media.backend.MediaMetadataBackend`. The audio kind's
+    ``cache_class`` (:class:`~databackend.audio.spec.AudioSpec`)."""
 
     kind = "audio-latent"
 

@@ -14,8 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["S2V_SAMPLE_RATE", "attach_s2v", "fill_keeping_lyrics_format", "inject_s2v_audio",
-           "is_attached"]
+__all__ = ["S2V_SAMPLE_RATE", "attach_s2v", "inject_s2v_audio", "is_attached"]
 
 #: SimpleTuner's default extraction rate for audio taken from video
 S2V_SAMPLE_RATE = 16000
@@ -82,23 +81,6 @@ def inject_s2v_audio(raw: Any) -> Any:
         out.append({**entry, "s2v_datasets": [ident]})
         extra.append(_audio_entry(entry, ident))
     return out + extra
-
-
-def fill_keeping_lyrics_format(item: Any, variables: Mapping[str, str], where: str,
-                               problems: list[str]) -> Any:
-    """:func:`~databackend.config.variables.fill_variables` of ``item``, with
-    ``audio.lyrics_filename_format`` left as written: its ``{stem}``, ``{name}``... are lyrics
-    tokens (docs/audio.md), not config variables."""
-    from databackend.config.variables import fill_variables
-
-    block = item.get("audio") if isinstance(item, dict) else None
-    if not isinstance(block, dict) or not isinstance(block.get("lyrics_filename_format"), str):
-        return fill_variables(item, variables, where, problems)
-    fmt = block["lyrics_filename_format"]
-    rest = {k: v for k, v in block.items() if k != "lyrics_filename_format"}
-    filled = fill_variables({**item, "audio": rest}, variables, where, problems)
-    filled["audio"] = {**filled["audio"], "lyrics_filename_format": fmt}
-    return filled
 
 
 def is_attached(plan: Any, dataset: Any) -> bool:

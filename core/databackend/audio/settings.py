@@ -19,7 +19,8 @@ from typing import Any, TypeGuard
 import attrs
 
 __all__ = ["BLOCK_ALIASES", "BLOCK_KEYS", "TOP_LEVEL_ALIASES", "TRUNCATION_MODES",
-           "AudioSettings", "audio_problems", "audio_settings", "merged_block"]
+           "AudioSettings", "audio_problems", "audio_settings", "fill_keeping_lyrics_format",
+           "merged_block"]
 
 TRUNCATION_MODES = ("beginning", "end", "random")
 BUCKET_STRATEGIES = ("duration",)
@@ -191,3 +192,20 @@ def audio_settings(block: Mapping[str, Any] | None, top: Mapping[str, Any] | Non
         if key in merged:
             merged[key] = float(merged[key])
     return AudioSettings(**merged)
+
+
+def fill_keeping_lyrics_format(item: Any, variables: Mapping[str, str], where: str,
+                               problems: list[str]) -> Any:
+    """:func:`~databackend.config.variables.fill_variables` of ``item``, with
+    ``audio.lyrics_filename_format`` left as written: its ``{stem}``, ``{name}``... are lyrics
+    tokens (docs/audio.md), not config variables."""
+    from databackend.config.variables import fill_variables
+
+    block = item.get("audio") if isinstance(item, dict) else None
+    if not isinstance(block, dict) or not isinstance(block.get("lyrics_filename_format"), str):
+        return fill_variables(item, variables, where, problems)
+    fmt = block["lyrics_filename_format"]
+    rest = {k: v for k, v in block.items() if k != "lyrics_filename_format"}
+    filled = fill_variables({**item, "audio": rest}, variables, where, problems)
+    filled["audio"] = {**filled["audio"], "lyrics_filename_format": fmt}
+    return filled

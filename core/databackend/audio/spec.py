@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -38,6 +38,13 @@ class AudioSpec:
     settings: AudioSettings
     kind: str = "audio"
     spatial: bool = False
+
+    @property
+    def cache_class(self) -> type[Any]:
+        """The audio latent cache (the media wiring opens a kind's own cache class)."""
+        from databackend.audio.cache import AudioLatentCache
+
+        return AudioLatentCache
 
     def extensions(self) -> frozenset[str]:
         """The reference's audio extensions; its video ones for ``source_from_video``."""

@@ -62,12 +62,17 @@ def _verify(args: argparse.Namespace, plan: Any, context: Any, text_encoder: Any
     print(f"{'FAILED' if bad else 'OK'}: {sum(r.checked for r in results)} entries read, "
           f"{sum(r.bad for r in results)} bad, {sum(r.repaired for r in results)} repaired")
     return 1 if bad else 0
-def _media_encoders(spec: str | None) -> dict[str, Any]:
-    """The video encoder named by ``--video-encoder`` (default: the reference stand-in)."""
+
+
+def _media_encoders(spec: str | None, audio: str | None = None) -> dict[str, Any]:
+    """The encoders named by ``--video-encoder`` and ``--audio-encoder`` (default: the
+    reference stand-ins)."""
     from databackend.caches import encoders
     from databackend.media.wiring import reference_media_encoders
 
-    return reference_media_encoders({"video": encoders.load_encoder(spec)} if spec else None)
+    given = {kind: encoders.load_encoder(s) for kind, s in (("video", spec), ("audio", audio))
+             if s}
+    return reference_media_encoders(given or None)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -85,7 +90,8 @@ def _run(args: argparse.Namespace) -> int:
     runs = precompute_plan(plan, context, text_encoder=text_encoder, image_encoder=image_encoder,
                            progress=progress, batch_size=args.batch_size,
                            text_batch_size=args.text_batch_size, include_ondemand=True,
-                           media_encoders=_media_encoders(args.video_encoder))
+                           media_encoders=_media_encoders(args.video_encoder,
+                                                          args.audio_encoder))
     for run in runs:
         print(_line(run))
         for path, error in run.report.failed:
@@ -116,6 +122,8 @@ def register(sub: Any) -> None:
                         "reference stand-in)")
     parser.add_argument("--video-encoder", metavar="MODULE:CALLABLE",
                         help="video encoder of video datasets (default: the reference stand-in)")
+    parser.add_argument("--audio-encoder", metavar="MODULE:CALLABLE",
+                        help="audio encoder of audio datasets (default: the reference stand-in)")
     parser.add_argument("--batch-size", type=int, default=8, help="images per VAE call")
     parser.add_argument("--text-batch-size", type=int, default=32, help="captions per call")
     parser.add_argument("--rank", type=int, default=0, help="this process's rank")

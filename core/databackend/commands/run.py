@@ -101,6 +101,14 @@ def _print(summary: Summary, as_json: bool) -> None:
         print("\n".join(format_summary(summary)))
 
 
+def _media_encoders(args: argparse.Namespace) -> dict[str, Any] | None:
+    """``--video-encoder`` / ``--audio-encoder`` as ``media_encoders`` (None: reference)."""
+    given = {kind: load_encoder(spec) for kind, spec in
+             (("video", args.video_encoder), ("audio", getattr(args, "audio_encoder", None)))
+             if spec}
+    return given or None
+
+
 def _run(args: argparse.Namespace) -> int:
     options = FactoryOptions.from_mapping(parse_pairs(args.option, "--option"))
     summary = run_job(args.config, steps=args.steps, options=options,
@@ -111,8 +119,7 @@ def _run(args: argparse.Namespace) -> int:
                       queue_size=0 if args.no_prefetch else args.queue_size,
                       metrics_out=args.metrics_out, metrics_every=args.metrics_every,
                       tensorboard_dir=args.tensorboard_dir,
-                      media_encoders={"video": load_encoder(args.video_encoder)}
-                      if args.video_encoder else None)
+                      media_encoders=_media_encoders(args))
     _print(summary, args.json)
     return 0
 
@@ -165,6 +172,8 @@ def register(sub: Any) -> None:
                         help="image (VAE) encoder to fill missing caches (default: reference)")
     parser.add_argument("--video-encoder", metavar="MODULE:CALLABLE",
                         help="video encoder for video datasets (default: reference)")
+    parser.add_argument("--audio-encoder", metavar="MODULE:CALLABLE",
+                        help="audio encoder for audio datasets (default: reference)")
     parser.add_argument("--queue-size", type=int, default=10, help="prefetch queue length")
     parser.add_argument("--no-prefetch", action="store_true", help="build batches inline")
     _add_metrics_flags(parser)

@@ -19,7 +19,8 @@ from typing import Any
 import attrs
 
 from databackend.audio.config import AudioBackendConfig
-from databackend.audio.s2v import fill_keeping_lyrics_format, inject_s2v_audio
+from databackend.audio.s2v import inject_s2v_audio
+from databackend.audio.settings import fill_keeping_lyrics_format
 from databackend.conditioning import config as conditioning_config
 from databackend.conditioning.expand import expand_generators
 from databackend.config import capabilities, depsort, rules

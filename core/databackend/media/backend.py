@@ -111,7 +111,8 @@ class MediaMetadataBackend(MetadataBackend):
         s, idx = self.settings, self.index
         return media_bucket_table(idx.buckets(), label=self.spec.bucket_label,
                                   window_frames=idx.window_table[:, 1],
-                                  source_frames=idx.columns["frames"], batch_size=s.batch_size,
+                                  source_frames=idx.columns["frames" if self.spec.spatial else "samples"],
+                                  batch_size=s.batch_size,
                                   repeats=s.repeats, policy=s.policy, world_size=s.world_size,
                                   rounding=self.params.rounding)
 

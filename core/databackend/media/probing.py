@@ -36,7 +36,7 @@ def _source(storage: StorageBackend, key: str, size: int) -> ProbeSource:
     if local is not None:  # the listed size spares a stat per file
         return ProbeSource(key, size, _opener(local), local) if size >= 0 else \
             probe_local(local, key)
-    if size <= 0:  # unknown to the listing (e.g. path cells of a table)
+    if size <= 0:  # unknown to the listing (e.g. path cells of a table): ask the storage
         size = storage.stat(key).size
     if size < 0:  # the storage cannot say (e.g. csv URLs): read the file once, probe in memory
         data = storage.read(key)
@@ -96,7 +96,8 @@ def probe_files(storage: StorageBackend, registry: ProbeRegistry, kind: str,
         else:
             todo.append(k)
     local = bool(files) and storage.local_path(files[0][0]) is not None
-    threads = workers or (min(4, default_workers()) if local else storage.io_concurrency)
+    threads = workers or (min(2, default_workers()) if local else storage.io_concurrency)
+
     def run(chunk: list[int]) -> list[Outcome]:
         """Probe a chunk of files (one task per chunk: little pool overhead per file)."""
         return [probe_one(storage, registry, kind, files[k][0], files[k][1]) for k in chunk]

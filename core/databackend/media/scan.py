@@ -148,13 +148,13 @@ class MediaScan:
             return [REASON_CODES[plan.reason], info.width, info.height, *EMPTY_GEOMETRY], 0.0, None
         window = plan.window
         assert window is not None
-        if not self.b.spec.spatial:  # e.g. audio: the kind's own sizes, its own bucket key
+        span = (window.start, window.length, window.stride)
+        if not self.b.spec.spatial:  # no picture: the kind's own key parts are the bucket,
+            # and its own sizes stand where images keep pixel sizes (audio: samples, channels)
             (ow, oh), (tw, th) = plan.sizes or ((0, 0), (0, 0))
-            where = (window.start, window.length, window.stride)
-            return [0, ow, oh, tw, th, tw, th, 0, 0, -1, -1], 1.0, (where, tuple(plan.bucket))
+            return [0, ow, oh, tw, th, tw, th, 0, 0, -1, -1], 0.0, (span, plan.bucket)
         ints, aspect = place(info.width, info.height, key, self.b.params, self.b.settings.seed)
-        bucket = (ints[3], ints[4], *plan.bucket)
-        return list(ints), aspect, ((window.start, window.length, window.stride), bucket)
+        return list(ints), aspect, (span, (ints[3], ints[4], *plan.bucket))
 
     def _build(self, files: list[tuple[str, int, float]], outcomes: list[Outcome],
                old: MediaIndex | None, tag: str) -> MediaIndex:

@@ -60,14 +60,7 @@ def open_media_caches(plan: DataPlan, dataset: ImageBackendConfig, metadata: Any
         assert isinstance(cache, MediaLatentCache)
         return cache
 
-    if metadata.spec.kind == "audio":  # docs/audio.md
-        from databackend.audio.cache import AudioLatentCache
-
-        return open_latent_cache(plan, dataset, metadata, context, encoder,  # type: ignore[return-value]
-                                 identity=identity, batch_size=max(batch_size, 8),
-                                 cache_class=AudioLatentCache), None
-
-    i2v = bool(getattr(metadata.spec, "settings", None) and metadata.spec.settings.is_i2v)
+    i2v = bool(getattr(getattr(metadata.spec, "settings", None), "is_i2v", False))
     return make(False), make(True) if i2v else None
 
 

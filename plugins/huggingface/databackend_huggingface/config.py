@@ -154,8 +154,8 @@ class HFSettings:
     def source_column(self) -> str:
         """The column the samples come from: the video column of a video dataset, else the
         composite column when set, else the audio column when set, else the image column."""
-        return self.video_column or self.composite.column or self.audio_column \
-            or self.image_column
+        return self.video_column or self.composite.column or self.audio_column or \
+            self.image_column
 
     @property
     def has_size_columns(self) -> bool:
@@ -252,7 +252,8 @@ class HuggingfaceConfig:
             num_proc=self.value("num_proc"),
             file_extension=str(block.get("file_extension")
                                or ("mp4" if self.value("video_column") else
-                                   "wav" if block.get("audio_column") else "jpg")).lstrip("."),
+                                   "wav" if self._block().get("audio_column") else "jpg")
+                               ).lstrip("."),
             composite=self._composite(), filters=self._filters(),
             video_column=self.value("video_column"), **self._audio())
 
