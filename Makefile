@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 
 $(STAMP): pyproject.toml plugins/*/pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install $(PIP_FLAGS) -e ".[dev]" $(PLUGINS)
+	$(BIN)/pip install $(PIP_FLAGS) -e ".[dev,ray]" $(PLUGINS)
 	touch $(STAMP)
 
 venv: $(STAMP)

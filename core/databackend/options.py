@@ -41,6 +41,8 @@ class FactoryOptions:
     scan_workers: int = 0
     vae_cache_ondemand: bool = False
     compress_cache: bool = False
+    # scale: processes probing a remote storage, each with io_concurrency threads (docs/scale.md)
+    scan_remote_processes: int = 1
 
     @property
     def cache_root(self) -> str:

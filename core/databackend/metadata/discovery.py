@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from concurrent.futures import Executor
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -61,6 +62,8 @@ class DiscoveryMetadataBackend(MetadataBackend):
     checkpoint_files: int = 50_000
     rank_timeout_s: float = 3600.0
     rank_poll_s: float = 0.5
+    #: Where probe chunks run instead of the local pools (e.g. ``engines.ray.use_ray``).
+    probe_executor: Executor | None = None
 
     def __init__(self, dataset: ImageBackendConfig, storage: StorageBackend,
                  context: BuildContext, *, index_storage: StorageBackend | None = None,
