@@ -107,3 +107,56 @@ def test_cli_scan_with_engine_ray(cluster: None, tmp_path: Path,
     local_report = json.loads(capsys.readouterr().out)
     assert _canonical(DatasetIndex.open_file(str(index))) == ray_bytes
     assert str(ray_report).count("'kept': 20") == str(local_report).count("'kept': 20") >= 1
+
+
+class DyingVAE:
+    """The reference VAE, except that the first process to call it dies (a marker remembers)."""
+
+    def __init__(self, marker: str) -> None:
+        from databackend.caches import ReferenceVAE
+
+        self.inner, self.marker = ReferenceVAE(), marker
+        self.identity = self.inner.identity
+
+    def __call__(self, pixels: object) -> object:
+        if not os.path.exists(self.marker):
+            Path(self.marker).write_text(str(os.getpid()))
+            os._exit(1)
+        return self.inner(pixels)  # type: ignore[arg-type]
+
+
+def _cache_files(out: Path) -> dict[str, bytes]:
+    """Every cache file under ``out`` (the index, which carries a generation, left out)."""
+    return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*"))
+            if p.is_file() and "metadata" not in p.parts}
+
+
+def test_cache_on_ray_writes_the_local_entries_even_after_a_killed_worker(
+        cluster: None, tmp_path: Path, make_images: Callable[..., Path]) -> None:
+    import argparse
+    import json
+
+    from databackend.caches import ReferenceTextEncoder
+    from databackend.cli import main
+    from databackend.engines.raycache import run_cache
+
+    root = _tree(make_images)
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps([{"id": "ds", "type": "local", "instance_data_dir": str(root),
+                                   "resolution": 64, "resolution_type": "pixel_area",
+                                   "aspect_bucket_alignment": 16}]))
+    local, remote = tmp_path / "local", tmp_path / "ray"
+    assert main(["cache", str(config), "--option", f"output_dir={local}", "--no-progress"]) == 0
+    assert main(["cache", str(config), "--option", f"output_dir={tmp_path / 'cli'}",
+                 "--no-progress", "--engine", "ray", "--shares", "2"]) == 0
+    expected = _cache_files(local)
+    assert len(expected) > 20
+    assert _cache_files(tmp_path / "cli") == expected
+    marker = tmp_path / "killed"
+    args = argparse.Namespace(config=str(config), var=[], option=[f"output_dir={remote}"],
+                              batch_size=8, text_batch_size=32, address=None)
+    runs = run_cache(args, (ReferenceTextEncoder(), DyingVAE(str(marker))), shares=2)
+    assert marker.exists() and int(marker.read_text()) != os.getpid()  # a worker died
+    assert _cache_files(remote) == expected
+    latents = next(r for r in runs if r.kind == "latents").report
+    assert latents.total == 20 and not latents.failed

@@ -12,6 +12,7 @@ import argparse
 from typing import Any
 
 from databackend.commands.common import add_config_arguments, load_plan
+from databackend.commands.engine import add_engine_arguments
 from databackend.errors import ConfigError
 
 __all__ = ["register"]
@@ -52,9 +53,16 @@ def _run(args: argparse.Namespace) -> int:
     text_encoder, image_encoder = _encoder(args.text_encoder, "text"), _encoder(
         args.image_encoder, "image")
     progress = False if args.no_progress else None
-    runs = precompute_plan(plan, context, text_encoder=text_encoder, image_encoder=image_encoder,
-                           progress=progress, batch_size=args.batch_size,
-                           text_batch_size=args.text_batch_size, include_ondemand=True)
+    if args.engine == "ray":  # scan and fill on a Ray cluster (docs/scale.md)
+        from databackend.engines.raycache import run_cache
+
+        runs = run_cache(args, (text_encoder, image_encoder), shares=args.shares,
+                         num_gpus=args.num_gpus)
+    else:
+        runs = precompute_plan(plan, context, text_encoder=text_encoder,
+                               image_encoder=image_encoder, progress=progress,
+                               batch_size=args.batch_size,
+                               text_batch_size=args.text_batch_size, include_ondemand=True)
     for run in runs:
         print(_line(run))
         for path, error in run.report.failed:
@@ -80,4 +88,9 @@ def register(sub: Any) -> None:
     parser.add_argument("--rank", type=int, default=0, help="this process's rank")
     parser.add_argument("--world-size", type=int, default=1, help="number of processes")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_engine_arguments(parser)
+    parser.add_argument("--shares", type=int, default=2,
+                        help="with --engine ray: Ray tasks the caches are split into")
+    parser.add_argument("--num-gpus", type=float, default=0,
+                        help="with --engine ray: GPUs per task (for GPU encoders)")
     parser.set_defaults(func=_run)
