@@ -288,7 +288,8 @@ OPTION_SAMPLE: dict[str, Any] = {
     "aspect_bucket_alignment": 16, "aspect_bucket_rounding": 3, "maximum_canvas_size": 4096,
     "output_dir": "/runs/out", "cache_dir": "/runs/cache", "model_family": "flux",
     "caption_strategy": "textfile", "sampling": "uniform", "short_bucket_policy": "drop",
-    "scan_workers": 2, "vae_cache_ondemand": True, "compress_cache": True}
+    "scan_workers": 2, "vae_cache_ondemand": True, "compress_cache": True,
+    "scan_remote_processes": 2}
 
 
 @pytest.fixture

@@ -21,10 +21,9 @@ log = logging.getLogger("databackend.metadata.scanner")
 #: A local probe reads this much first: most headers end in it, and a page-cache copy of a
 #: photo's first 64 KiB costs more than the parse (remote reads take HEADER_BYTES, one trip).
 LOCAL_FIRST_READ = 8 * 1024
-#: A remote probe's first ranged read: small, grown only when a header runs on (NeedMoreData
-#: names the bytes needed; a JPEG with a big EXIF block takes a second request). At 100M
-#: objects the bytes moved decide the cost, not the extra round trip of a few files.
-REMOTE_FIRST_READ = 8 * 1024
+#: A remote probe's first ranged read unless the storage sets ``probe_first_read`` (S3 sets
+#: 8 KiB: grown only when a header runs on, NeedMoreData naming the bytes needed).
+REMOTE_FIRST_READ = probe.HEADER_BYTES
 
 
 def _probe_read(read: Callable[[int, int], bytes], nbytes: int,
@@ -105,7 +104,7 @@ def probe_remote(storage: StorageBackend, key: str, nbytes: int = -1
     except a fatal storage error, which is raised (see :func:`_reason`)."""
     try:
         return _probe_read(lambda at, n: storage.read_range(key, at, n), nbytes,
-                           REMOTE_FIRST_READ)
+                           storage.probe_first_read or REMOTE_FIRST_READ)
     except Exception as exc:
         return _reason(exc, key, Exception)
 

@@ -4,7 +4,7 @@
   process pool (the probe is CPU-bound Python: threads would contend for the GIL), in large
   chunks; workers also place each image (geometry), so both steps scale. Small jobs and
   ``scan_workers=1`` run in-process.
-* **other storages**: ``storage.read_range(path, 0, REMOTE_FIRST_READ)`` in ``io_concurrency``
+* **other storages**: ``storage.read_range(path, 0, storage.probe_first_read)`` in ``io_concurrency``
   threads (optionally in ``remote_processes`` processes), growing the read while the probe
   raises ``NeedMoreData`` (see :mod:`databackend.metadata.probing`).
 
