@@ -124,6 +124,28 @@ def bare_imagesize(files: list[str]) -> None:
         imagesize.get(path)
 
 
+def _sizes_of(chunk: list[str]) -> int:
+    import imagesize
+
+    return sum(1 for path in chunk if imagesize.get(path)[0] >= 0)
+
+
+def bare_imagesize_parallel(files: list[str], procs: int) -> None:
+    """The bare loop on ``procs`` processes (fork pool started inside, as the scan's is)."""
+    import multiprocessing
+
+    step = max(1, -(-len(files) // (procs * 8)))
+    with multiprocessing.get_context("fork").Pool(procs) as pool:
+        pool.map(_sizes_of, [files[k:k + step] for k in range(0, len(files), step)])
+
+
+def whole_process(*args: str) -> float:
+    """Wall time of this script run as a fresh interpreter with ``args`` (imports included)."""
+    start = time.perf_counter()
+    subprocess.run([sys.executable, __file__, *args], check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
 def bare_walk(root: Path) -> int:
     """The baseline of a warm rescan: walk the tree and stat every file."""
     count = 0
@@ -248,6 +270,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     t_bare, t_cold, report = best_pair(lambda: bare_imagesize(files),
                                        lambda: cold_scan(root, args.workers), args.repeat)
     cpu_bare = cpu_seconds(lambda: bare_imagesize(files))
+    procs = len(os.sched_getaffinity(0))
+    t_par, t_cold2, _ = best_pair(lambda: bare_imagesize_parallel(files, procs),
+                                  lambda: cold_scan(root, args.workers), args.repeat)
+    t_par_proc, t_cold_proc, _ = best_pair(
+        lambda: whole_process("--bare-parallel", str(root)),
+        lambda: whole_process("--cold-scan", str(root), "--workers", str(args.workers)),
+        max(1, args.repeat // 2))
     cold_cache = Path(tempfile.mkdtemp(prefix="scanbench-cpu-"))
     cold = make_backend(root, cold_cache, args.workers)
     cpu_cold = cpu_seconds(lambda: cold.scan(progress=False))
@@ -262,7 +291,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         shutil.rmtree(root, ignore_errors=True)
     out = {"n": len(files), "cpus": len(os.sched_getaffinity(0)),
            "cold_scan_per_s": len(files) / t_cold, "bare_imagesize_per_s": len(files) / t_bare,
-           "cold_ratio": t_bare / t_cold, "cold_cpu_us_per_file": cpu_cold / len(files) * 1e6,
+           "cold_ratio": t_bare / t_cold, "procs": procs, "par_ratio": t_par / t_cold2,
+           "bare_parallel_per_s": len(files) / t_par,
+           "proc_ratio": t_par_proc / t_cold_proc, "proc_bare_s": t_par_proc,
+           "proc_scan_s": t_cold_proc, "cold_cpu_us_per_file": cpu_cold / len(files) * 1e6,
            "bare_cpu_us_per_file": cpu_bare / len(files) * 1e6,
            "warm_rescan_s": t_warm, "bare_walk_stat_s": t_walk,
            "warm_ratio": t_warm / t_walk, "kept": report.counts["kept"],
@@ -280,6 +312,12 @@ def show(r: dict[str, Any]) -> None:
     print(f"cold scan:        {r['cold_scan_per_s']:>10,.0f} files/s")
     print(f"bare imagesize:   {r['bare_imagesize_per_s']:>10,.0f} files/s")
     print(f"cold ratio:       {r['cold_ratio']:>10.2f}x   (target >= 1.0)")
+    print(f"bare on {r['procs']} procs:  {r['bare_parallel_per_s']:>10,.0f} files/s")
+    print(f"cold ratio vs bare loop on {r['procs']} processes, in-process: "
+          f"ratio {r['par_ratio']:.2f}x   (target >= 1.0)")
+    print(f"cold ratio vs bare loop on {r['procs']} processes, whole processes "
+          f"({r['proc_scan_s']:.2f}s vs {r['proc_bare_s']:.2f}s): ratio {r['proc_ratio']:.2f}x   "
+          "(target >= 1.0)")
     print(f"CPU per file:     {r['cold_cpu_us_per_file']:>10.1f} us scan (all processes), "
           f"{r['bare_cpu_us_per_file']:.1f} us imagesize")
     print(f"warm rescan:      {r['warm_rescan_s'] * 1000:>10.1f} ms  ({r['warm_probed']} probed)")
@@ -308,7 +346,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--synthetic-build", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--synthetic-load", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--synthetic-path", help=argparse.SUPPRESS)
+    parser.add_argument("--bare-parallel", help=argparse.SUPPRESS)
+    parser.add_argument("--cold-scan", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.bare_parallel:
+        bare_imagesize_parallel(all_files(Path(args.bare_parallel)),
+                                len(os.sched_getaffinity(0)))
+        return 0
+    if args.cold_scan:
+        cold_scan(Path(args.cold_scan), args.workers)
+        return 0
     if args.synthetic_build:
         print(json.dumps(synthetic_build(args.synthetic_build, args.synthetic_path)))
         return 0

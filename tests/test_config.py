@@ -295,6 +295,7 @@ OPTION_SAMPLE.update(peer_timeout_s=60.0, max_image_pixels=50_000_000)  # harden
 OPTION_SAMPLE.update(conditioning_multidataset_sampling="combined")  # conditioning
 OPTION_SAMPLE.update(framerate=24)  # video
 OPTION_SAMPLE.update(sampling_policy="mixture", mixture_steps_per_epoch=500)  # report
+OPTION_SAMPLE.update(scan_remote_processes=2)  # scale
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.test_metadata_index import assert_same, sample_index
+from test_metadata_index import assert_same, sample_index
 
 from databackend.metadata import indexfile, indexv1
 from databackend.metadata.index import (
@@ -133,3 +133,13 @@ def test_sampler_batches_are_computed_on_the_fly_and_match_the_plan() -> None:
     counts = Counter(int(i) for _, idx in got for i in idx)
     assert set(counts) == set(range(100))
     assert s._plan is None  # nothing materialised
+
+
+def test_a_checkpoint_of_the_previous_order_warns_mid_epoch(
+        caplog: pytest.LogCaptureFixture) -> None:
+    s = BucketSampler("d", {(512, 512): np.arange(40)}, batch_size=4, seed=3)
+    assert s.state_dict()["order_version"] == 2
+    s.load_state_dict({"epoch": 2, "position": 0, "base_global_batch": 4, "regroups": []})
+    assert "order version" not in caplog.text  # an epoch boundary is exact
+    s.load_state_dict({"epoch": 2, "position": 3, "base_global_batch": 4, "regroups": []})
+    assert "sample order version 1" in caplog.text and s.remaining == 7

@@ -59,6 +59,8 @@ class FactoryOptions:
     #: frames per second of video models (the reference's --framerate): video.num_frames
     #: defaults to framerate * 5
     framerate: int = 30
+    # scale: processes probing a remote storage, each with io_concurrency threads (docs/scale.md)
+    scan_remote_processes: int = 1
 
     @property
     def cache_root(self) -> str:

@@ -16,6 +16,7 @@ from typing import Any
 
 from databackend.commands.common import add_config_arguments, load_plan
 from databackend.commands.encoder_options import add_encoder_arguments, encoder_options
+from databackend.commands.engine import add_engine_arguments
 from databackend.errors import ConfigError
 
 __all__ = ["register"]
@@ -87,11 +88,18 @@ def _run(args: argparse.Namespace) -> int:
     if args.verify:
         return _verify(args, plan, context, text_encoder, image_encoder)
     progress = False if args.no_progress else None
-    runs = precompute_plan(plan, context, text_encoder=text_encoder, image_encoder=image_encoder,
-                           progress=progress, batch_size=args.batch_size,
-                           text_batch_size=args.text_batch_size, include_ondemand=True,
-                           media_encoders=_media_encoders(args.video_encoder,
-                                                          args.audio_encoder))
+    if args.engine == "ray":  # scan and fill on a Ray cluster (docs/scale.md)
+        from databackend.engines.raycache import run_cache
+
+        runs = run_cache(args, (text_encoder, image_encoder), shares=args.shares,
+                         num_gpus=args.num_gpus)
+    else:
+        runs = precompute_plan(plan, context, text_encoder=text_encoder,
+                               image_encoder=image_encoder, progress=progress,
+                               batch_size=args.batch_size,
+                               text_batch_size=args.text_batch_size, include_ondemand=True,
+                               media_encoders=_media_encoders(args.video_encoder,
+                                                              args.audio_encoder))
     for run in runs:
         print(_line(run))
         for path, error in run.report.failed:
@@ -133,4 +141,9 @@ def register(sub: Any) -> None:
                         help="read and check every cache entry, re-encode bad ones, and "
                         "report counts (a plain run only checks that entries exist)")
     add_encoder_arguments(parser)
+    add_engine_arguments(parser)
+    parser.add_argument("--shares", type=int, default=2,
+                        help="with --engine ray: Ray tasks the caches are split into")
+    parser.add_argument("--num-gpus", type=float, default=0,
+                        help="with --engine ray: GPUs per task (for GPU encoders)")
     parser.set_defaults(func=_run)

@@ -18,6 +18,7 @@ from typing import Any
 
 from databackend.build import build_metadata, build_storage
 from databackend.commands.common import add_config_arguments, load_plan
+from databackend.commands.engine import add_engine_arguments, attach_engine
 from databackend.conditioning.build import ConditioningBuild
 from databackend.conditioning.pairing import pairing_lines
 from databackend.metadata.report import ScanReport
@@ -100,6 +101,7 @@ def scan_datasets(args: argparse.Namespace) -> list[tuple[ScanReport, dict[str, 
                 if dataset.auto_generated:  # generated conditioning: outputs first
                     conditioning.generate(dataset, storage, metas, progress=progress)
                 metas[dataset.id] = meta = build_metadata(dataset, storage, context)
+                attach_engine(args, meta)
                 report = meta.scan(progress=progress)
                 results.append((report, storage.scan_summary()))
             finally:
@@ -177,4 +179,5 @@ def register(sub: Any) -> None:
     add_config_arguments(parser)
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_engine_arguments(parser)
     parser.set_defaults(func=_run)

@@ -166,6 +166,7 @@ class ScanSettings:
     max_num_samples: int | None
     workers: int
     rescan: str = "always"  # always | changed | never (docs/scale.md)
+    remote_processes: int = 1  # scan_remote_processes
 
 
 def scan_settings(dataset: ImageBackendConfig, options: FactoryOptions,
@@ -182,7 +183,7 @@ def scan_settings(dataset: ImageBackendConfig, options: FactoryOptions,
         use_persisted=bool(tokens & {"aspect", "metadata"}),
         preserve_listing=dataset.preserve_data_backend_cache,
         max_num_samples=dataset.max_num_samples, workers=options.scan_workers,
-        rescan=dataset.rescan)
+        rescan=dataset.rescan, remote_processes=options.scan_remote_processes)
 
 
 def index_folder(dataset: ImageBackendConfig, options: FactoryOptions) -> str:

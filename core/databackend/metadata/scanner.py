@@ -4,8 +4,9 @@
   process pool (the probe is CPU-bound Python: threads would contend for the GIL), in large
   chunks; workers also place each image (geometry), so both steps scale. Small jobs and
   ``scan_workers=1`` run in-process.
-* **other storages**: ``storage.read_range(path, 0, HEADER_BYTES)`` in ``io_concurrency``
-  threads, growing the read while the probe raises ``NeedMoreData``.
+* **other storages**: ``storage.read_range(path, 0, storage.probe_first_read)`` in ``io_concurrency``
+  threads (optionally in ``remote_processes`` processes), growing the read while the probe
+  raises ``NeedMoreData`` (see :mod:`databackend.metadata.probing`).
 
 Each file becomes a *row* (code, original size, geometry, aspect); results reach a callback
 chunk by chunk while the listing is still running (progress bars and checkpoints hang off it).
@@ -29,16 +30,23 @@ from typing import Any
 import attrs
 import numpy as np
 
-from databackend import imageprobe as probe
-from databackend.errors import StorageError
 from databackend.geometry import GeometryParams
 from databackend.metadata.captionpaths import caption_file_of
 from databackend.metadata.index import DatasetIndex
 from databackend.metadata.placement import failed_row, place
+from databackend.metadata.probing import (
+    LOCAL_FIRST_READ,
+    REMOTE_FIRST_READ,
+    probe_local,
+    probe_local_stat,
+    probe_remote,
+    probe_remote_many,
+)
 from databackend.storage.base import FileInfo, StorageBackend
 
-__all__ = ["ROW_WIDTH", "Chunk", "Known", "Listing", "Prober", "Task", "assemble", "path_order",
-           "place", "probe_local", "probe_local_stat", "probe_remote", "run_task", "stored_listing"]
+__all__ = ["LOCAL_FIRST_READ", "REMOTE_FIRST_READ", "ROW_WIDTH", "Chunk", "Known", "Listing",
+           "Prober", "Task", "assemble", "path_order", "place", "probe_local", "probe_local_stat",
+           "probe_remote", "run_task", "stored_listing"]
 
 log = logging.getLogger(__name__)
 
@@ -48,93 +56,6 @@ MIN_POOL_FILES = 1024  # below this many files a process pool costs more than it
 _HOOK_EVERY = 128  # listed files handed to the listing hook at a time
 #: (row ids, int32 (k, ROW_WIDTH), aspects, (size, mtime) per row of local probes)
 Chunk = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]
-
-
-#: A local probe reads this much first: most headers end in it, and a page-cache copy of a
-#: photo's first 64 KiB costs more than the parse (remote reads take HEADER_BYTES, one trip).
-LOCAL_FIRST_READ = 8 * 1024
-
-
-def _probe_read(read: Callable[[int, int], bytes], nbytes: int,
-                first: int = probe.HEADER_BYTES) -> tuple[None, int, int]:
-    """Probe through ``read(offset, length)``, ``first`` bytes first (then as the probe asks);
-    ``nbytes`` (listed size, -1: unknown) spares the read that finds the end of small files."""
-    want = min(nbytes, first) if nbytes >= 0 else first
-    return _probe_grow(read(0, want), want, nbytes, read)
-
-
-def _probe_grow(data: bytes, want: int, nbytes: int, read: Callable[[int, int], bytes]
-                ) -> tuple[None, int, int]:
-    """Parse ``data`` (the first bytes of a file, ``want`` of them asked for), reading more
-    through ``read`` only while the probe asks for it."""
-    while True:
-        try:
-            info = probe.probe_bytes(data, eof=len(data) < want or len(data) == nbytes)
-            return None, info.width, info.height
-        except probe.NeedMoreData as more:
-            want = max(more.needed, 2 * len(data))
-            data += read(len(data), want - len(data))
-
-
-def _fatal(exc: Exception) -> bool:
-    """Whether ``exc`` is a storage error that stops the scan (``StorageError.fatal``)."""
-    return isinstance(exc, StorageError) and exc.fatal
-
-
-def _reason(exc: Exception, name: str, read_errors: type[Exception]) -> tuple[str, int, int]:
-    """The skip reason of a failed probe; ``read_errors`` are what counts as unreadable.
-
-    A fatal :class:`~databackend.errors.StorageError` (missing bucket, access denied,
-    unreachable endpoint...) is no reason to skip one file: it is raised again and stops the
-    scan, so the backend's message reaches the user once instead of every file being
-    recorded as ``unreadable``.
-    """
-    if _fatal(exc):
-        raise exc
-    if isinstance(exc, probe.NotAnImage):
-        return "not_an_image", -1, -1
-    if not isinstance(exc, probe.CorruptImage):
-        log.debug("probing %s failed: %r", name, exc)  # a probe bug must not stop a scan
-        if isinstance(exc, read_errors):
-            return "unreadable", -1, -1
-    return "corrupt", -1, -1
-
-
-def probe_local(path: str, nbytes: int = -1) -> tuple[str | None, int, int]:
-    """(failure reason or None, width, height) of a local file; never raises for bad files.
-    ``nbytes`` is accepted for symmetry with :func:`probe_remote`; ``fstat`` knows better."""
-    reason, width, height, _, _ = probe_local_stat(path)
-    return reason, width, height
-
-
-def probe_local_stat(path: str) -> tuple[str | None, int, int, int, float]:
-    """:func:`probe_local` plus the file's byte size and mtime from ``fstat`` of the open file
-    (-1 and 0.0 when it cannot be opened): a cold scan lists names only and stats here."""
-    size, mtime = -1, 0.0
-    found: tuple[str | None, int, int]
-    try:
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            st = os.fstat(fd)
-            size, mtime = st.st_size, st.st_mtime
-            want = min(size, LOCAL_FIRST_READ)  # one pread; more only if the header runs on
-            found = _probe_grow(os.pread(fd, want, 0), want, size,
-                                lambda at, n: os.pread(fd, n, at))
-        finally:
-            os.close(fd)
-    except Exception as exc:
-        found = _reason(exc, path, OSError)
-    return (*found, size, mtime)
-
-
-def probe_remote(storage: StorageBackend, key: str, nbytes: int = -1
-                 ) -> tuple[str | None, int, int]:
-    """Like :func:`probe_local` over ``storage.read_range``: a failed read is ``unreadable``,
-    except a fatal storage error, which is raised (see :func:`_reason`)."""
-    try:
-        return _probe_read(lambda at, n: storage.read_range(key, at, n), nbytes)
-    except Exception as exc:
-        return _reason(exc, key, Exception)
 
 
 @attrs.frozen
@@ -149,6 +70,7 @@ class Task:
     params: GeometryParams | None = None
     seed: int = 0
     memo: str | None = None
+    threads: int = 1  # remote keys probed concurrently within the task (in a worker process)
 
 
 _WORKER_STORAGE: list[StorageBackend] = []  # set in pool workers by their initializer
@@ -169,8 +91,7 @@ def run_task(task: Task, storage: StorageBackend | None = None) -> Chunk:
         found = [(r, w, h) for r, w, h, _, _ in full]
         stats = np.array([(s, m) for _, _, _, s, m in full], np.float64).reshape(len(full), 2)
     else:
-        found = [probe_remote(store, k, n)
-                 for k, n in zip(task.keys, task.nbytes or [], strict=True)]
+        found = probe_remote_many(store, task.keys, task.nbytes or [], task.threads)
     params, seed, memo = task.params, task.seed, task.memo
     assert params is not None
     out = [failed_row(r) if r else place(w, h, k, params, seed, memo=memo)
@@ -202,13 +123,20 @@ class Prober:
 
     def __init__(self, storage: StorageBackend, params: GeometryParams, seed: int,
                  on_chunk: Callable[[Chunk], None], *, workers: int = 0,
-                 start_method: str | None = None) -> None:
-        """``workers``: processes for local files (0 = one per CPU, 1 = in-process)."""
+                 start_method: str | None = None, remote_processes: int = 1,
+                 executor: Executor | None = None) -> None:
+        """``workers``: processes for local files (0 = one per CPU, 1 = in-process);
+        ``remote_processes``: processes for other storages, each probing with
+        ``storage.io_concurrency`` threads (1 = threads of this process only); ``executor``:
+        run every chunk there instead (``submit(run_task, task)``; e.g. on Ray)."""
         self.storage, self.params, self.seed = storage, params, seed
         self.on_chunk = on_chunk
         self.workers = workers if workers > 0 else default_workers()
         self.start_method = start_method
         self.memo = params.fingerprint()
+        self.remote_processes = max(1, remote_processes)
+        self.executor = executor
+        self._threads = 1  # per task: > 1 when remote tasks run in worker processes
         self._pending: list[tuple[int, str, Any]] = []
         self._pool: Executor | None = None
         self._local: bool | None = None
@@ -247,7 +175,7 @@ class Prober:
             return Task(rows, keys, sizes=sizes, params=self.params, seed=self.seed,
                         memo=self.memo)
         return Task(rows, keys, bool(self._local), [n for _, _, n in items],
-                    params=self.params, seed=self.seed, memo=self.memo)
+                    params=self.params, seed=self.seed, memo=self.memo, threads=self._threads)
 
     def _tasks(self, pending: Sequence[tuple[int, str, Any]]) -> Iterator[Task]:
         step = self._step
@@ -262,7 +190,17 @@ class Prober:
 
     def _start(self, force: bool) -> bool:
         """Start the pool once enough work is waiting; False: nothing to dispatch (yet)."""
+        if self.executor is not None:
+            self._pool = self.executor
+            return True
         if not self._local:
+            if self.remote_processes > 1 and _picklable(self.storage):
+                self._threads = max(1, self.storage.io_concurrency)
+                self._step = 2 * self._threads
+                self._pool = ProcessPoolExecutor(
+                    self.remote_processes, initializer=_init_worker, initargs=(self.storage,),
+                    mp_context=multiprocessing.get_context(self.start_method or "spawn"))
+                return True
             self._pool = ThreadPoolExecutor(max(1, self.storage.io_concurrency),
                                             thread_name_prefix="databackend-scan")
             return True
@@ -283,10 +221,10 @@ class Prober:
 
     def _dispatch(self, task: Task) -> None:
         assert self._pool is not None
-        if isinstance(self._pool, ProcessPoolExecutor):
-            fut = self._pool.submit(run_task, task)
-        else:
+        if isinstance(self._pool, ThreadPoolExecutor):
             fut = self._pool.submit(run_task, task, self.storage)
+        else:  # a process pool or an engine: the storage is already there
+            fut = self._pool.submit(run_task, task)
         self._inflight += 1
         fut.add_done_callback(self._done.put)
 
@@ -310,7 +248,8 @@ class Prober:
     def close(self) -> None:
         """Stop the workers (pending work is cancelled)."""
         if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+            if self._pool is not self.executor:  # an executor passed in is the caller's
+                self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
 
 

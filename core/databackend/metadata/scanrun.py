@@ -91,7 +91,9 @@ class ScanRun:
         self.known = Known(self._sources(old, checkpoint))
         b = self.b
         with Prober(b.storage, b.params, b.settings.seed, self._on_chunk,
-                    workers=b.settings.workers, start_method=b.start_method) as self.prober:
+                    workers=b.settings.workers, start_method=b.start_method,
+                    remote_processes=b.settings.remote_processes,
+                    executor=b.probe_executor) as self.prober:
             try:
                 self.listing = self._list(old)
                 self.tag = self._tag(old) if self.world > 1 else ""

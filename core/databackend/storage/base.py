@@ -64,6 +64,10 @@ class StorageBackend(ABC):
     #: How many concurrent requests :meth:`read_many` and the scanner use; remote backends
     #: raise it, per class or per instance (e.g. from a config key).
     io_concurrency: int = 8
+    #: Bytes a remote header probe reads first (grown on demand); None: the scanner's default
+    #: (64 KiB, which also brings whole small images in one request, e.g. into a URL cache).
+    #: Object stores set it small: at 100M objects the bytes moved decide the cost.
+    probe_first_read: int | None = None
 
     # --- declared capabilities (plugin API 1.0; see docs/plugins.md) ------------------------
     #: Every key is a file on the local filesystem (:meth:`local_path` returns it): readers may

@@ -68,6 +68,8 @@ class S3Backend(StorageBackend):
     name = "aws"
     Config = AwsConfig
     io_concurrency = 64
+    #: Header probes start with an 8 KiB ranged GET and grow only when a header runs on.
+    probe_first_read = 8 * 1024
 
     def __init__(self, config: AwsConfig, *, dataset_id: str, root: str | None = None) -> None:
         """Check the config and resolve the location; no request is made until first use."""

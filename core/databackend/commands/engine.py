@@ -1,0 +1,34 @@
+"""``--engine local|ray [--address ADDR]`` for the preprocessing commands (docs/scale.md)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from typing import Any
+
+__all__ = ["add_engine_arguments", "attach_engine"]
+
+log = logging.getLogger(__name__)
+
+
+def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add ``--engine`` and ``--address``."""
+    parser.add_argument("--engine", choices=("local", "ray"), default="local",
+                        help="where header probes run: this machine's processes (default) or "
+                        "a Ray cluster (pip install 'databackend[ray]')")
+    parser.add_argument("--address", default=None,
+                        help="Ray cluster address (default: a running cluster, else a local one)")
+
+
+def attach_engine(args: argparse.Namespace, meta: Any) -> None:
+    """Make ``meta`` probe on the engine ``args`` names (metadata backends that can)."""
+    if getattr(args, "engine", "local") != "ray":
+        return
+    if not hasattr(meta, "probe_executor"):
+        log.warning("dataset %r: its metadata backend cannot run on Ray; scanning locally",
+                    getattr(getattr(meta, "dataset", None), "id", "?"))
+        return
+    from databackend.engines.ray import connect, use_ray
+
+    connect(args.address)
+    use_ray(meta)

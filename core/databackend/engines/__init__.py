@@ -1,0 +1,1 @@
+"""Optional engines that run the preprocessing elsewhere than in this process (``ray``)."""

@@ -1,0 +1,157 @@
+"""The scan on a local Ray cluster (``ray.init(num_cpus=2)``): the same index as a local scan,
+also when a worker dies mid-run (Ray retries its chunk)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from test_metadata_support import make_meta
+
+from databackend.metadata.index import DatasetIndex
+from databackend.registry import PluginRegistry
+from databackend.storage.localdir import LocalDirectory
+
+ray = pytest.importorskip("ray")
+
+from databackend.engines.ray import use_ray  # noqa: E402
+
+
+class DiesOnce(LocalDirectory):
+    """Kills the worker process that first asks for ``victim`` (a marker file remembers)."""
+
+    def __init__(self, *, root: str, dataset_id: str, victim: str, marker: str) -> None:
+        super().__init__(root=root, dataset_id=dataset_id)
+        self.victim, self.marker = victim, marker
+
+    def local_path(self, path: str) -> str | None:
+        if path == self.victim and not os.path.exists(self.marker):
+            Path(self.marker).write_text(str(os.getpid()))
+            os._exit(1)  # the worker dies without a word
+        return super().local_path(path)
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[None]:
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING,
+             log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+def _canonical(index: DatasetIndex) -> bytes:
+    """The index bytes with the per-run fields (generation, time, storage class) fixed."""
+    index.meta.update(generation="g", created=0.0, storage="s")
+    return index.to_bytes()
+
+
+def _tree(make_images: Callable[..., Path]) -> Path:
+    sizes = [(128, 128), (192, 128), (128, 192), (40, 30)]
+    specs = [(f"f{k}/{n}.jpg", *sizes[(k + n) % 4]) for k in range(4) for n in range(5)]
+    root = make_images(specs)
+    (root / "f1" / "broken.jpg").write_bytes(b"\xff\xd8 not really")
+    return root
+
+
+def test_a_killed_worker_is_retried_and_the_index_is_the_same(
+        cluster: None, registry: PluginRegistry, tmp_path: Path,
+        make_images: Callable[..., Path]) -> None:
+    root = _tree(make_images)
+    local = make_meta(registry, tmp_path / "local", root)
+    local.scan(progress=False)
+    marker = tmp_path / "killed"
+    storage = DiesOnce(root=str(root), dataset_id="ds", victim="f2/3.jpg", marker=str(marker))
+    remote = make_meta(registry, tmp_path / "ray", root, storage=storage)
+    pool = use_ray(remote)
+    remote.scan(progress=False)
+    assert pool.submitted >= 1
+    assert marker.exists() and int(marker.read_text()) != os.getpid()  # a worker died
+    assert _canonical(remote.index) == _canonical(local.index)
+    assert len(local.index) == 20 and local.index.skipped.counts() == {"not_an_image": 1}
+
+
+def test_cli_scan_with_engine_ray(cluster: None, tmp_path: Path,
+                                  make_images: Callable[..., Path],
+                                  capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from databackend.cli import main
+
+    root = _tree(make_images)
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps([{"id": "ds", "type": "local", "instance_data_dir": str(root)}]))
+    out = f"output_dir={tmp_path / 'out'}"
+    assert main(["scan", str(config), "--option", out, "--engine", "ray", "--json"]) == 0
+    ray_report = json.loads(capsys.readouterr().out)
+    index = tmp_path / "out" / "cache" / "metadata" / "ds" / "index.dbi"
+    ray_bytes = _canonical(DatasetIndex.open_file(str(index)))
+    index.unlink()
+    assert main(["scan", str(config), "--option", out, "--json"]) == 0
+    local_report = json.loads(capsys.readouterr().out)
+    assert _canonical(DatasetIndex.open_file(str(index))) == ray_bytes
+    assert str(ray_report).count("'kept': 20") == str(local_report).count("'kept': 20") >= 1
+
+
+class DyingVAE:
+    """The reference VAE, except that the first process to call it dies (a marker remembers)."""
+
+    def __init__(self, marker: str) -> None:
+        from databackend.caches import ReferenceVAE
+
+        self.inner, self.marker = ReferenceVAE(), marker
+        self.identity = self.inner.identity
+
+    def __call__(self, pixels: object) -> object:
+        if not os.path.exists(self.marker):
+            Path(self.marker).write_text(str(os.getpid()))
+            os._exit(1)
+        return self.inner(pixels)  # type: ignore[arg-type]
+
+
+def _cache_files(out: Path) -> dict[str, bytes]:
+    """Every cache file under ``out`` (the index, which carries a generation, left out)."""
+    return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*"))
+            if p.is_file() and "metadata" not in p.parts}
+
+
+def test_cache_on_ray_writes_the_local_entries_even_after_a_killed_worker(
+        cluster: None, tmp_path: Path, make_images: Callable[..., Path]) -> None:
+    """``run_cache`` is what ``databackend cache --engine ray`` runs (``--shares 2``)."""
+    import argparse
+    import json
+
+    from databackend.caches import ReferenceTextEncoder
+    from databackend.cli import main
+    from databackend.engines.raycache import run_cache
+
+    root = _tree(make_images)
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps([{"id": "ds", "type": "local", "instance_data_dir": str(root),
+                                   "resolution": 64, "resolution_type": "pixel_area",
+                                   "aspect_bucket_alignment": 16}]))
+    local, remote = tmp_path / "local", tmp_path / "ray"
+    assert main(["cache", str(config), "--option", f"output_dir={local}", "--no-progress"]) == 0
+    expected = _cache_files(local)
+    assert len(expected) > 20
+    marker = tmp_path / "killed"
+    args = argparse.Namespace(config=str(config), var=[], option=[f"output_dir={remote}"],
+                              batch_size=8, text_batch_size=32, address=None)
+    runs = run_cache(args, (ReferenceTextEncoder(), DyingVAE(str(marker))), shares=2)
+    assert marker.exists() and int(marker.read_text()) != os.getpid()  # a worker died
+    assert _cache_files(remote) == expected
+    latents = next(r for r in runs if r.kind == "latents").report
+    assert latents.total == 20 and not latents.failed
+
+
+def test_cache_command_line_carries_what_run_cache_reads() -> None:
+    from databackend.cli import make_parser
+
+    args = make_parser().parse_args(["cache", "c.json", "--engine", "ray", "--address",
+                                     "ray://h:1", "--shares", "3", "--num-gpus", "0.5"])
+    assert (args.engine, args.address, args.shares, args.num_gpus) == ("ray", "ray://h:1", 3, 0.5)
+    assert {"config", "var", "option", "batch_size", "text_batch_size"} <= set(vars(args))
