@@ -24,7 +24,6 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from concurrent.futures import Executor
 from typing import TYPE_CHECKING
 
 from databackend.errors import StorageError
@@ -48,9 +47,6 @@ class DiscoveryMetadataBackend(IndexedMetadataBackend):
     Settings, fingerprints, the index and the bucket tables come from
     :class:`~databackend.metadata.indexed.IndexedMetadataBackend`; this class lists and probes.
     """
-
-    #: Where probe chunks run instead of the local pools (e.g. ``engines.ray.use_ray``).
-    probe_executor: Executor | None = None
 
     def scan(self, *, progress: bool = True, rank: int = 0, world_size: int = 1) -> ScanReport:
         """Scan the dataset (see the module docstring) and return what happened.

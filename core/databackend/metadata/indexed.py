@@ -10,6 +10,7 @@ plugin walks dataset rows. Part of the plugin API (``databackend.pluginapi``).
 
 from __future__ import annotations
 
+from concurrent.futures import Executor
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -45,6 +46,8 @@ class IndexedMetadataBackend(MetadataBackend):
     checkpoint_files: int = 50_000
     rank_timeout_s: float = 3600.0
     rank_poll_s: float = 0.5
+    #: Where probe chunks run instead of the local pools (e.g. ``engines.ray.use_ray``).
+    probe_executor: Executor | None = None
 
     def __init__(self, dataset: ImageBackendConfig, storage: StorageBackend,
                  context: BuildContext, *, index_storage: StorageBackend | None = None,
