@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from databackend.caches import load_encoder
 from databackend.commands.common import add_config_arguments, parse_pairs
 from databackend.options import FactoryOptions
 
@@ -23,6 +22,8 @@ __all__ = ["format_summary", "register", "run_job"]
 
 
 def _encoder(spec: str | None) -> Any:
+    from databackend.caches import load_encoder  # not at import: `databackend validate` stays light
+
     return load_encoder(spec) if spec else None
 
 

@@ -14,11 +14,13 @@ import json
 import sys
 import threading
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from databackend.build import build_metadata, build_storage
 from databackend.commands.common import add_config_arguments, load_plan
-from databackend.metadata.report import ScanReport
+
+if TYPE_CHECKING:  # numpy-backed: imported by the scan itself, not by `databackend validate`
+    from databackend.metadata.report import ScanReport
 
 __all__ = ["TransferProgress", "format_summary", "register", "scan_all", "scan_datasets"]
 
