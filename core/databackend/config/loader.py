@@ -220,7 +220,7 @@ def _finish(parsed: list[BaseBackendConfig], problems: list[str], warnings: list
         raise ConfigError(problems, source=source)
     for w in warnings:
         log.warning("%s", w)
-    return DataPlan(entries=tuple(ordered), options=opts, warnings=tuple(warnings), source=source)
+    return DataPlan.resolved(tuple(ordered), opts, warnings=tuple(warnings), source=source)
 
 
 def load_config(config: str | os.PathLike[str] | Sequence[Any], registry: PluginRegistry,
