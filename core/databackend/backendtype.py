@@ -107,6 +107,7 @@ class BackendType:
         elif config is not self.Config:
             raise PluginLoadError(f"backend type {self.name!r}: {self.implementation} has Config "
                                   f"{config!r}, its BackendType {self.Config!r}")
+        inherit = {}
         for key in CAPABILITIES:
             mine, theirs = getattr(self, key), getattr(cls, key)
             if theirs == mine:
@@ -114,4 +115,6 @@ class BackendType:
             if theirs != getattr(StorageBackend, key):
                 raise PluginLoadError(f"backend type {self.name!r}: {self.implementation} "
                                       f"declares {key}={theirs!r}, its BackendType {mine!r}")
-            setattr(cls, key, mine)
+            inherit[key] = mine
+        for key, value in inherit.items():  # only once every declaration agreed
+            setattr(cls, key, value)
