@@ -34,6 +34,9 @@ def _source_version(folder: str, package: str) -> str:
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import importlib.util
+
+    assert importlib.util.find_spec("hatchling"), "hatchling (dev group) missing: run make venv"
     out = tmp_path_factory.mktemp("dist")
     for folder, *_ in DISTS:
         subprocess.run([sys.executable, "-m", "hatchling", "build", "-t", "wheel", "-t", "sdist",
