@@ -58,3 +58,16 @@ def test_building_a_dataset_loads_its_implementation(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=120, check=True).stdout.split()
     assert out == ["False", "True"]
+
+
+def test_lazily_registered_classes_carry_their_declarations() -> None:
+    """Imported directly (no registry), the classes already have their types' declarations."""
+    code = ("from databackend_csv import CsvBackend as C; "
+            "from databackend_huggingface import HuggingfaceBackend as H; "
+            "from databackend_aws import S3Backend as A; "
+            "print(C.read_only, C.default_caption_strategy, dict(C.key_aliases), "
+            "H.read_only, H.metadata_backends, sorted(A.ignored_keys), A.read_only)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, check=True).stdout.strip()
+    assert out == ("True csv {'csv_hash_filenames': 'hash_filenames'} True ('huggingface',) "
+                   "['aws'] False")
