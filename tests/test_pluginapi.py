@@ -10,6 +10,7 @@ import textwrap
 from importlib import metadata
 from pathlib import Path
 
+import attrs
 import pytest
 from pluginapi_support import ROOT, boundary_violations, plugin_sources, png_bytes, write_zip
 
@@ -19,7 +20,7 @@ from databackend.build import build_metadata, build_storage
 from databackend.commands.validate import plan_rows
 from databackend.config.loader import load_config
 from databackend.context import BuildContext
-from databackend.errors import ConfigError, PluginLoadError
+from databackend.errors import ConfigError, PluginLoadError, StorageError
 from databackend.options import FactoryOptions
 from databackend.plugins import make_plugin_manager, make_registry
 from databackend.registry import PluginRegistry
@@ -99,6 +100,20 @@ def test_zip_dataset_alias_location_and_storage_captions(installed: PluginRegist
     assert report.skipped == {"no_caption": 1}
 
 
+def test_metadata_backend_selects_through_the_hook(installed: PluginRegistry,
+                                                   tmp_path: Path) -> None:
+    """A plugin's ``metadata_backend`` name is valid config, but only that plugin's hook builds
+    it: on another type it is an error naming the key, not a silent discovery scan."""
+    opts = FactoryOptions(output_dir=str(tmp_path))
+    plan = load_config([{"id": "pets", "type": "local", "instance_data_dir": str(tmp_path),
+                         "metadata_backend": "huggingface"}], installed, opts)
+    ctx = BuildContext(options=opts, registry=installed)
+    storage = build_storage(plan.datasets[0], ctx)
+    with pytest.raises(StorageError, match="no plugin builds `metadata_backend` 'huggingface' "
+                                           "for type 'local'"):
+        build_metadata(plan.datasets[0], storage, ctx)
+
+
 def test_caches_and_deletions_on_read_only_types_are_config_errors(
         installed: PluginRegistry, archive: Path, tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
@@ -132,11 +147,20 @@ class TestZipReadOnly(ReadOnlyStorageConformance):
         return cls(installed.types["zip"].Config(zip_file=str(path)), dataset_id="ro")
 
 
-def test_install_hint_of_a_type_whose_implementation_is_missing() -> None:
-    lazy = BackendType(name="ghost", Config=dict, implementation="no_such_module_xyz:Ghost",
-                       install_hint="pip install databackend-ghost[full]")
-    with pytest.raises(PluginLoadError, match=r"backend type 'ghost': cannot load "
-                       r"no_such_module_xyz:Ghost .*; pip install databackend-ghost\[full\]"):
+def test_install_hint_of_a_type_whose_implementation_is_missing(
+        installed: PluginRegistry) -> None:
+    """The hint the zip type declares is shown when its implementation cannot load."""
+    broken = attrs.evolve(installed.types["zip"], implementation="databackend_zipstore.gone:Zip")
+    with pytest.raises(PluginLoadError, match=r"backend type 'zip': cannot load "
+                       r"databackend_zipstore\.gone:Zip .*; pip install databackend-zipstore$"):
+        broken.load()
+
+
+def test_declarations_must_agree_with_the_class() -> None:
+    """A lazily loaded class inherits its type's declarations; contradicting one is an error."""
+    lazy = BackendType(name="directory", Config=dict, read_only=True,
+                       implementation="databackend.storage.localdir:LocalDirectory")
+    with pytest.raises(PluginLoadError, match="declares local_files=True, its BackendType False"):
         lazy.load()
 
 

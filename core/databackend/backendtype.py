@@ -93,12 +93,14 @@ class BackendType:
         if getattr(found, "name", None) != self.name:
             raise PluginLoadError(f"backend type {self.name!r}: {self.implementation} has name "
                                   f"{getattr(found, 'name', None)!r}")
-        self._declare_on(found)
+        self.declare(found)
         return found
 
-    def _declare_on(self, cls: type[StorageBackend]) -> None:
-        """Give the class the type's declarations where it keeps the base defaults; a class
-        contradicting its type's declaration is a PluginLoadError."""
+    def declare(self, cls: type[StorageBackend]) -> None:
+        """Give the class the type's ``Config`` and declarations where it keeps the base
+        defaults; a class contradicting its type is a PluginLoadError. :meth:`load` does this;
+        an implementation module also calls it after its class (``CSV.declare(CsvBackend)``),
+        so the class is complete however it is imported."""
         from databackend.storage.base import StorageBackend
 
         config = getattr(cls, "Config", None)
@@ -107,6 +109,7 @@ class BackendType:
         elif config is not self.Config:
             raise PluginLoadError(f"backend type {self.name!r}: {self.implementation} has Config "
                                   f"{config!r}, its BackendType {self.Config!r}")
+        inherit = {}
         for key in CAPABILITIES:
             mine, theirs = getattr(self, key), getattr(cls, key)
             if theirs == mine:
@@ -114,4 +117,6 @@ class BackendType:
             if theirs != getattr(StorageBackend, key):
                 raise PluginLoadError(f"backend type {self.name!r}: {self.implementation} "
                                       f"declares {key}={theirs!r}, its BackendType {mine!r}")
-            setattr(cls, key, mine)
+            inherit[key] = mine
+        for key, value in inherit.items():  # only once every declaration agreed
+            setattr(cls, key, value)

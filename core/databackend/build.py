@@ -39,5 +39,6 @@ def build_metadata(dataset: ImageBackendConfig, storage: StorageBackend,
     meta = context.registry.pm.hook.databackend_make_metadata_backend(
         dataset=dataset, storage=storage, context=context)
     if meta is None:
-        raise StorageError(f"dataset {dataset.id!r}: no plugin built a metadata backend")
+        raise StorageError(f"dataset {dataset.id!r}: no plugin builds `metadata_backend` "
+                           f"{dataset.metadata_backend!r} for type {dataset.type!r}")
     return meta  # type: ignore[no-any-return]

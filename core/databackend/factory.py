@@ -353,14 +353,14 @@ class DataBackendFactory:
         return {b: rows for b, rows in kept.items() if len(rows)}
 
     def _runtime_dataset(self, d: ImageBackendConfig, source: CachedSource) -> RuntimeDataset:
-        opts = self.options
+        resolved = self._ctx()[0].settings_for(d)  # its keys over the options, from the plan
         return RuntimeDataset(
-            id=d.id, source=source, batch_size=d.train_batch_size or opts.train_batch_size,
+            id=d.id, source=source, batch_size=resolved.train_batch_size,
             repeats=d.repeats, probability=d.probability,
             schedule=Schedule(start_epoch=d.start_epoch, start_step=d.start_step,
                               end_epoch=d.end_epoch, end_step=d.end_step),
             disable_after_epoch_step=d.disable_after_epoch_step,
-            short_bucket_policy=d.short_bucket_policy or opts.short_bucket_policy)
+            short_bucket_policy=resolved.short_bucket_policy)
 
     def _strategy(self) -> SamplingStrategy:
         spec = self._strategy_spec if self._strategy_spec is not None else self.options.sampling

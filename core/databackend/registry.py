@@ -71,6 +71,9 @@ class _LazyBackends(Mapping[str, "type[StorageBackend]"]):
     def __getitem__(self, key: str) -> type[StorageBackend]:
         return self._types[key].load()
 
+    def __contains__(self, key: object) -> bool:
+        return key in self._types
+
     def __iter__(self) -> Iterator[str]:
         return iter(self._types)
 

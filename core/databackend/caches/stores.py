@@ -132,13 +132,10 @@ def open_latent_cache(plan: DataPlan, dataset: ImageBackendConfig, metadata: Sam
     media latent cache, configured the same way)."""
     storage, prefix = latent_cache_location(plan, dataset, context)
     embeds = _image_embeds(plan, dataset)
-    compress = dataset.compress_cache if dataset.compress_cache is not None else (
-        embeds.compress_cache if embeds is not None else None)
-    ondemand = (context.options.vae_cache_ondemand if dataset.vae_cache_ondemand is None
-                else dataset.vae_cache_ondemand)
+    resolved = plan.settings_for(dataset)  # compress_cache and vae_cache_ondemand, inherited
+    compress, ondemand = resolved.compress_cache, resolved.vae_cache_ondemand
     cache = cache_class(storage, metadata, encoder=encoder, identity=identity, prefix=prefix,
-                        hash_filenames=dataset.hash_filenames,
-                        compress=_compress(compress, context),
+                        hash_filenames=dataset.hash_filenames, compress=compress,
                         write_batch_size=embeds.write_batch_size if embeds else 128,
                         ondemand=ondemand, disable=dataset.vae_cache_disable,
                         clear_each_epoch=dataset.vae_cache_clear_each_epoch,

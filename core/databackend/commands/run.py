@@ -16,7 +16,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from databackend.caches import load_encoder
 from databackend.commands.common import add_config_arguments, parse_pairs
 from databackend.commands.encoder_options import add_encoder_arguments, encoder_options
 from databackend.monitor.liveline import LiveLine
@@ -29,6 +28,8 @@ __all__ = ["format_summary", "register", "run_job"]
 
 
 def _encoder(spec: str | None, kind: str | None = None, args: Any = None) -> Any:
+    from databackend.caches import load_encoder  # not at import: `databackend validate` stays light
+
     if not spec:
         return None
     return load_encoder(spec, kind, **(encoder_options(args, kind or "") if args else {}))
@@ -103,6 +104,8 @@ def _print(summary: Summary, as_json: bool) -> None:
 
 def _media_encoders(args: argparse.Namespace) -> dict[str, Any] | None:
     """``--video-encoder`` / ``--audio-encoder`` as ``media_encoders`` (None: reference)."""
+    from databackend.caches import load_encoder
+
     given = {kind: load_encoder(spec) for kind, spec in
              (("video", args.video_encoder), ("audio", getattr(args, "audio_encoder", None)))
              if spec}

@@ -14,14 +14,14 @@ import json
 import sys
 import threading
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from databackend.build import build_metadata, build_storage
 from databackend.commands.common import add_config_arguments, load_plan
 from databackend.commands.engine import add_engine_arguments, attach_engine
-from databackend.conditioning.build import ConditioningBuild
-from databackend.conditioning.pairing import pairing_lines
-from databackend.metadata.report import ScanReport
+
+if TYPE_CHECKING:  # numpy-backed: imported by the scan itself, not by `databackend validate`
+    from databackend.metadata.report import ScanReport
 
 __all__ = ["TransferProgress", "format_summary", "register", "scan_all", "scan_datasets"]
 
@@ -89,6 +89,8 @@ def scan_datasets(args: argparse.Namespace) -> list[tuple[ScanReport, dict[str, 
     progress = not args.no_progress and sys.stderr.isatty()
     results, storages = [], []
     metas: dict[str, Any] = {}
+    from databackend.conditioning.build import ConditioningBuild
+
     conditioning = ConditioningBuild(plan, context)
     try:
         for dataset in plan.datasets:
@@ -164,6 +166,8 @@ def _run(args: argparse.Namespace) -> int:
         for line in format_summary(summary):
             print(line)
         print()
+    from databackend.conditioning.pairing import pairing_lines
+
     for line in pairing_lines(getattr(args, "pairings", [])):
         print(line)
     total = sum(r.counts["kept"] for r, _ in results)

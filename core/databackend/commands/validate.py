@@ -30,10 +30,10 @@ def plan_rows(plan: DataPlan, registry: PluginRegistry | None = None) -> list[di
         row: dict[str, Any] = {"order": n, "id": e.id, "dataset_type": e.dataset_type,
                                "type": e.type, "location": _where(e, registry)}
         if isinstance(e, ImageBackendConfig):
-            te = plan.text_embeds_for(e)
+            te, resolved = plan.text_embeds_for(e), plan.settings_for(e)
             row.update(text_embeds=te.id if te else None, image_embeds=e.image_embeds,
-                       resolution=e.resolution or plan.options.resolution,
-                       resolution_type=e.resolution_type or plan.options.resolution_type,
+                       resolution=resolved.resolution,
+                       resolution_type=resolved.resolution_type,
                        probability=e.probability, repeats=e.repeats)
         rows.append(row)
     return rows

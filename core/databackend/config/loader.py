@@ -190,11 +190,11 @@ def _backend_config_class(entry: dict[str, Any], registry: PluginRegistry, label
     btype = entry.get("type")
     if not isinstance(btype, str) or not btype:
         problems.append(f"{label}: `type` is required (the storage backend, e.g. 'local'); "
-                        f"installed: {', '.join(sorted(registry.backends)) or 'none'}")
+                        f"installed: {', '.join(sorted(registry.types)) or 'none'}")
         return None
-    if btype not in registry.backends:
+    if btype not in registry.types:
         problems.append(missing_backend_message(btype, str(entry.get("id", "?")),
-                                                list(registry.backends)))
+                                                list(registry.types)))
         return None
     return registry.types[btype].Config
 
@@ -285,7 +285,7 @@ def _finish(parsed: list[BaseBackendConfig], problems: list[str], warnings: list
         raise ConfigError(problems, source=source)
     for w in warnings:
         log.warning("%s", w)
-    return DataPlan(entries=tuple(ordered), options=opts, warnings=tuple(warnings), source=source)
+    return DataPlan.resolved(tuple(ordered), opts, warnings=tuple(warnings), source=source)
 
 
 def load_config(config: str | os.PathLike[str] | Sequence[Any], registry: PluginRegistry,

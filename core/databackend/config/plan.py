@@ -13,6 +13,7 @@ from databackend.config.models import (
     ImageEmbedBackendConfig,
     TextEmbedBackendConfig,
 )
+from databackend.config.settings import DatasetSettings, resolve_settings
 from databackend.options import FactoryOptions
 
 __all__ = ["DataPlan"]
@@ -26,6 +27,28 @@ class DataPlan:
     options: FactoryOptions
     warnings: tuple[str, ...] = ()
     source: str | None = None
+    #: Each dataset's effective settings (its keys over the factory options), by id: resolved
+    #: once when the plan is made (:func:`DataPlan.resolved`).
+    settings: Mapping[str, DatasetSettings] = attrs.field(factory=dict, eq=False, repr=False)
+
+    @classmethod
+    def resolved(cls, entries: tuple[BaseBackendConfig, ...], options: FactoryOptions,
+                 **kw: object) -> DataPlan:
+        """A plan with :attr:`settings` resolved for every dataset."""
+        plan = cls(entries=entries, options=options, **kw)  # type: ignore[arg-type]
+        return attrs.evolve(plan, settings=MappingProxyType(
+            {d.id: plan._resolve(d) for d in plan.datasets}))
+
+    def _resolve(self, dataset: ImageBackendConfig) -> DatasetSettings:
+        embeds = self.by_id.get(dataset.image_embeds) if dataset.image_embeds else None
+        return resolve_settings(dataset, self.options,
+                                embeds if isinstance(embeds, ImageEmbedBackendConfig) else None)
+
+    def settings_for(self, dataset: ImageBackendConfig) -> DatasetSettings:
+        """The dataset's effective settings (resolved now for a plan made by hand)."""
+        found = self.settings.get(dataset.id)
+        return found if found is not None and self.by_id.get(dataset.id) is dataset \
+            else self._resolve(dataset)
 
     @property
     def text_embeds(self) -> tuple[TextEmbedBackendConfig, ...]:

@@ -15,6 +15,7 @@ from databackend.config.models import (
     ImageEmbedBackendConfig,
     TextEmbedBackendConfig,
 )
+from databackend.config.settings import resolve_settings
 from databackend.options import SAMPLING_POLICIES, SHORT_BUCKET_POLICIES, FactoryOptions
 
 __all__ = ["CAPTION_STRATEGIES", "check_dataset", "check_references", "suggest"]
@@ -46,8 +47,8 @@ def _geometry(d: ImageBackendConfig, opts: FactoryOptions) -> list[str]:
     out = _choice("resolution_type", d.resolution_type, ("pixel", "area", "pixel_area"))
     out += _choice("crop_style", d.crop_style, CROP_STYLES)
     out += _choice("crop_aspect", d.crop_aspect, CROP_ASPECTS)
-    rtype = d.resolution_type or opts.resolution_type
-    res = d.resolution if d.resolution is not None else opts.resolution
+    resolved = resolve_settings(d, opts)
+    rtype, res = resolved.resolution_type, resolved.resolution
     if rtype == "pixel_area" and not float(res).is_integer():
         out.append(f"`resolution` must be a whole number of pixels with pixel_area; got {res}")
     if res <= 0:

@@ -21,6 +21,7 @@ from typing import Any
 import attrs
 
 from databackend.config.models import ImageBackendConfig
+from databackend.config.settings import resolve_settings
 from databackend.errors import ConfigError
 from databackend.geometry import GeometryConfigError, GeometryParams, SampleGeometry, compute_geometry
 from databackend.options import FactoryOptions
@@ -50,19 +51,14 @@ def geometry_params(dataset: ImageBackendConfig, options: FactoryOptions) -> Geo
 
     Raises :class:`ConfigError` naming the dataset for invalid values.
     """
-    def pick(value: Any, default: Any) -> Any:
-        """The dataset's value unless unset."""
-        return default if value is None else value
-
+    s = resolve_settings(dataset, options)
     kw: dict[str, Any] = {k: getattr(dataset, k) for k in _GEOMETRY_KEYS}
     kw["crop_aspect_buckets"] = kw["crop_aspect_buckets"] or None
-    kw.update(alignment=pick(dataset.aspect_bucket_alignment, options.aspect_bucket_alignment),
-              rounding=pick(dataset.aspect_bucket_rounding, options.aspect_bucket_rounding),
-              maximum_canvas_size=options.maximum_canvas_size)
+    kw.update(alignment=s.aspect_bucket_alignment, rounding=s.aspect_bucket_rounding,
+              maximum_canvas_size=s.maximum_canvas_size)
     try:
-        return GeometryParams.create(
-            resolution=pick(dataset.resolution, options.resolution),
-            resolution_type=pick(dataset.resolution_type, options.resolution_type), **kw)
+        return GeometryParams.create(resolution=s.resolution, resolution_type=s.resolution_type,
+                                     **kw)
     except GeometryConfigError as exc:
         raise ConfigError([f"dataset {dataset.id!r}: {p}" for p in exc.problems]) from None
 
@@ -133,7 +129,7 @@ def caption_settings(dataset: ImageBackendConfig, options: FactoryOptions,
     """The dataset's caption settings (``caption_strategy`` falls back to the factory option;
     the plan already gave datasets their type's default). ``strategies``: the plugins'
     caption strategy classes by name."""
-    strategy = dataset.caption_strategy or options.caption_strategy
+    strategy = resolve_settings(dataset, options).caption_strategy
     table = None
     if strategy == "parquet":
         table = TableSettings.from_block(dataset.parquet or {}, dataset.id)
@@ -173,11 +169,11 @@ def scan_settings(dataset: ImageBackendConfig, options: FactoryOptions,
                   world_size: int = 1) -> ScanSettings:
     """Resolve the scan switches of a dataset."""
     tokens = set(dataset.skip_file_discovery.replace(",", " ").split())
+    resolved = resolve_settings(dataset, options)
     return ScanSettings(
-        dataset_id=dataset.id, seed=options.seed,
-        batch_size=dataset.train_batch_size or options.train_batch_size,
+        dataset_id=dataset.id, seed=options.seed, batch_size=resolved.train_batch_size,
         world_size=max(1, world_size), repeats=max(0, dataset.repeats),
-        policy=dataset.short_bucket_policy or options.short_bucket_policy,
+        policy=resolved.short_bucket_policy,
         delete_problematic=dataset.delete_problematic_images,
         delete_unwanted=dataset.delete_unwanted_images,
         use_persisted=bool(tokens & {"aspect", "metadata"}),

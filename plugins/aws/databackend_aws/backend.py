@@ -305,3 +305,9 @@ class S3Backend(StorageBackend):
             client, self._client = self._client, None
         if client is not None:
             client.close()
+
+
+# The declarations live on the registered type (light to import); the class gets them here too.
+from databackend_aws import AWS  # noqa: E402
+
+AWS.declare(S3Backend)

@@ -6,7 +6,6 @@ import io
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator
-from types import MappingProxyType
 from typing import Any, BinaryIO
 
 from databackend.pluginapi import FileInfo, StorageBackend
@@ -51,12 +50,7 @@ class CsvBackend(StorageBackend):
 
     name = "csv"
     Config = CsvConfig
-    # Declarations (plugin API 1.0): see docs/plugins.md.
-    read_only = True
-    default_caption_strategy = "csv"
-    key_aliases = MappingProxyType({"csv_hash_filenames": "hash_filenames"})
-    ignored_keys = frozenset({"csv_shorten_filenames"})
-    install_hint = "pip install databackend-csv"
+    # Declarations (read_only, caption strategy, aliases...): databackend_csv.CSV.
     #: The default of ``csv_concurrency``; each instance holds its dataset's value.
     io_concurrency = 32
 
@@ -204,11 +198,6 @@ class CsvBackend(StorageBackend):
                 "cache": {"files": len(cache), "bytes": cache.total_bytes,
                           "max_bytes": cache.max_bytes, "evictions": cache.evictions}}
 
-    @classmethod
-    def location(cls, config: Any) -> str | None:
-        """The CSV file (with any credentials in a URL removed)."""
-        return redact(str(config.csv_file)) if getattr(config, "csv_file", None) else None
-
     def describe(self) -> str:
         """``csv:<csv_file> (<n> urls)`` without credentials or query strings."""
         return f"{self.name}:{redact(self.config.csv_file)} ({len(self.table)} urls)"
@@ -217,3 +206,9 @@ class CsvBackend(StorageBackend):
         """Write the quarantine and close pooled connections."""
         self.downloader.quarantine.flush()
         self.downloader.fetcher.close()
+
+
+# The declarations live on the registered type (light to import); the class gets them here too.
+from databackend_csv import CSV  # noqa: E402
+
+CSV.declare(CsvBackend)

@@ -276,3 +276,9 @@ def _byte_lengths(arr: pa.Array | None) -> np.ndarray:
         return np.zeros(len(arr), np.int64)
     lengths = pc.binary_length(arr).fill_null(0)
     return np.asarray(lengths.to_numpy(zero_copy_only=False), dtype=np.int64)
+
+
+# The declarations live on the registered type (light to import); the class gets them here too.
+from databackend_huggingface import HUGGINGFACE  # noqa: E402
+
+HUGGINGFACE.declare(HuggingfaceBackend)

@@ -64,6 +64,32 @@ def test_composite_settings() -> None:
     assert unselected.tiles == (0, 1, 2)
 
 
+def test_dataset_name_in_the_block(registry: PluginRegistry) -> None:
+    """Where SimpleTuner's examples put it: alone in the block, or equal to the top level; two
+    different values are an error naming both."""
+    entry = {"id": "hf", "type": "huggingface", "huggingface": {"dataset_name": "user/pets"}}
+    alone = parse_entries([entry], registry, FactoryOptions()).datasets[0]
+    assert alone.storage.settings().dataset_name == "user/pets"
+    assert databackend_huggingface.HUGGINGFACE.where(alone.storage) == "user/pets"
+    same = parse_entries([{**entry, "dataset_name": "user/pets"}], registry, FactoryOptions())
+    assert same.datasets[0].storage.settings().dataset_name == "user/pets"
+    with pytest.raises(ConfigError) as err:
+        parse_entries([{**entry, "dataset_name": "user/other"}], registry, FactoryOptions())
+    assert err.value.problems == [
+        "dataset 'hf': `dataset_name` is 'user/other' at the top level but 'user/pets' in the "
+        "`huggingface` block; set it once"]
+
+
+def test_read_only_type_and_default_captions(registry: PluginRegistry) -> None:
+    """Declared, not named in the core: read-only (no cache on it) and its own caption
+    strategy as the default."""
+    assert parse(registry).caption_strategy == "huggingface"
+    with pytest.raises(ConfigError, match=r"dataset 'te': `type`: 'huggingface' storage is "
+                                          r"read-only"):
+        parse_entries([{"id": "te", "type": "huggingface", "dataset_type": "text_embeds",
+                        "dataset_name": "user/name"}], registry, FactoryOptions())
+
+
 @pytest.mark.parametrize(("keys", "message"), [
     ({"dataset_name": None}, "`dataset_name` is required"),
     ({"caption_column": "a", "huggingface": {"caption_column": "b"}}, "set it once"),

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from hf_support import basic_columns
 
+from databackend.testing import ReadOnlyStorageConformance
 from databackend_huggingface import HuggingfaceBackend, HuggingfaceConfig, ReadOnlyError
 from databackend_huggingface.paths import parse_path, virtual_path
 
@@ -70,3 +71,20 @@ def test_streaming_storage_needs_the_scan(write_parquet: Callable[..., Path],
 def test_invalid_config_refuses_to_build(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"'hf'.*dataset_name"):
         HuggingfaceBackend(HuggingfaceConfig(), dataset_id="hf")
+
+
+class TestHuggingfaceReadOnly(ReadOnlyStorageConformance):
+    """The core's read-only conformance suite on a (non-streaming) Hugging Face dataset."""
+
+    @pytest.fixture
+    def columns(self) -> dict[str, list[Any]]:
+        return basic_columns(3)
+
+    @pytest.fixture
+    def expected_files(self, columns: dict[str, list[Any]]) -> dict[str, bytes]:
+        return {f"{k}.jpg": data for k, data in enumerate(columns["image"])}
+
+    @pytest.fixture
+    def backend(self, write_parquet: Callable[..., Path], tmp_path: Path,
+                columns: dict[str, list[Any]]) -> HuggingfaceBackend:
+        return backend(write_parquet(columns), tmp_path)

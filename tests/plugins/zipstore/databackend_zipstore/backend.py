@@ -75,3 +75,9 @@ class ZipBackend(StorageBackend):
     def close(self) -> None:
         """Close the archive."""
         self._zip.close()
+
+
+# The declarations live on the registered type (light to import); the class gets them here too.
+from databackend_zipstore import ZIP  # noqa: E402
+
+ZIP.declare(ZipBackend)
