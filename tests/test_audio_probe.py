@@ -12,7 +12,8 @@ from databackend.audio.s2v import inject_s2v_audio
 from databackend.audio.settings import audio_problems, audio_settings
 from databackend.config.loader import parse_entries
 from databackend.errors import ConfigError
-from databackend.media.probe import DEFAULT_PROBES, probe_local, probe_ranged
+from databackend.media.defaults import DEFAULT_PROBES
+from databackend.media.probe import probe_local, probe_ranged
 from databackend.media.record import CorruptMedia, MediaInfo, NotMedia
 from databackend.options import FactoryOptions
 

@@ -50,6 +50,8 @@ if TYPE_CHECKING:  # the lazily loaded names, for type checkers
         probe_bytes,
         probe_file,
     )
+    from databackend.media.kinds import AUDIO_EXTENSIONS, VIDEO_EXTENSIONS
+    from databackend.media.probe import looks_like_container
     from databackend.metadata.backend import MetadataBackend
     from databackend.metadata.index import REASONS, CaptionTable, DatasetIndex, SkippedFiles
     from databackend.metadata.indexed import IndexedMetadataBackend
@@ -57,6 +59,7 @@ if TYPE_CHECKING:  # the lazily loaded names, for type checkers
     from databackend.metadata.report import ScanReport
     from databackend.options import FactoryOptions
     from databackend.runtime.strategies import DatasetView, SamplingStrategy
+    from databackend.safepath import check_key
     from databackend.storage.fsspec_backend import FsspecBackend
     from databackend.storage.localdir import LocalDirectory
 
@@ -89,12 +92,18 @@ _LAZY = {
     "probe_file": "databackend.imageprobe",
     "SamplingStrategy": "databackend.runtime.strategies",
     "DatasetView": "databackend.runtime.strategies",
+    "check_key": "databackend.safepath",
+    "VIDEO_EXTENSIONS": "databackend.media.kinds",
+    "AUDIO_EXTENSIONS": "databackend.media.kinds",
+    "looks_like_container": "databackend.media.probe",
 }
 
 __all__ = [
+    "AUDIO_EXTENSIONS",
     "PLUGIN_API_ATTRIBUTE",
     "PLUGIN_API_VERSION",
     "REASONS",
+    "VIDEO_EXTENSIONS",
     "BackendType",
     "BaseBackendConfig",
     "BuildContext",
@@ -131,10 +140,12 @@ __all__ = [
     "UnknownBackendError",
     "__version__",
     "aspect_out_of_range",
+    "check_key",
     "combined_fingerprint",
     "compute_geometry",
     "filter_reason",
     "hookimpl",
+    "looks_like_container",
     "probe_bytes",
     "probe_file",
 ]

@@ -1,6 +1,6 @@
 """The audio probe of the shared media layer: duration, sample rate, channels, no decoding.
 
-Registered as ``"audio"`` in :data:`databackend.media.probe.DEFAULT_PROBES`; it takes a
+Registered as ``"audio"`` in :data:`databackend.media.defaults.DEFAULT_PROBES`; it takes a
 :class:`~databackend.media.probe.ProbeSource` (a local path, or a
 :class:`~databackend.media.reader.RangeFile` over a storage's ranged reads) and returns a
 :class:`~databackend.media.record.MediaInfo` with ``kind="audio"``.

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
     from databackend.storage.base import StorageBackend
 
-__all__ = ["BatchWriter", "CacheBase", "CacheStats", "Entry", "KeyMemo", "PrecomputeReport",
+__all__ = ["BatchWriter", "CacheBase", "CacheRun", "CacheStats", "Entry", "KeyMemo", "PrecomputeReport",
            "existing_paths", "progress_bar", "read_entries", "shard", "write_entries"]
 
 log = logging.getLogger(__name__)
@@ -319,3 +319,13 @@ class CacheBase:
             pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=True)
+
+
+@attrs.frozen(kw_only=True)
+class CacheRun:
+    """One cache's precompute: ``kind`` (``latents`` or ``text``), its name and location."""
+
+    kind: str
+    name: str
+    location: str
+    report: PrecomputeReport

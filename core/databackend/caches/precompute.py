@@ -11,10 +11,8 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-import attrs
-
 from databackend.build import build_storage
-from databackend.caches.base import PrecomputeReport
+from databackend.caches.base import CacheRun, PrecomputeReport
 from databackend.caches.stores import open_latent_cache, open_text_cache_entry
 from databackend.media.select import is_media
 from databackend.runtime.distributed import barrier
@@ -30,15 +28,6 @@ __all__ = ["CacheRun", "dataset_captions", "open_metadata", "precompute_plan"]
 
 log = logging.getLogger(__name__)
 
-
-@attrs.frozen(kw_only=True)
-class CacheRun:
-    """One cache's precompute: ``kind`` (``latents`` or ``text``), its name and location."""
-
-    kind: str
-    name: str
-    location: str
-    report: PrecomputeReport
 
 
 def dataset_captions(index: Any) -> set[str]:

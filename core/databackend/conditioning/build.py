@@ -28,8 +28,8 @@ from databackend.runtime.distributed import gather_union
 from databackend.storage.localdir import LocalDirectory
 
 if TYPE_CHECKING:
+    from databackend.caches.base import CacheRun
     from databackend.caches.latents import LatentCache
-    from databackend.caches.precompute import CacheRun
     from databackend.config.models import ImageBackendConfig
     from databackend.config.plan import DataPlan
     from databackend.context import BuildContext
@@ -199,7 +199,7 @@ def conditioning_runs(plan: DataPlan, context: BuildContext, metadata: Mapping[s
                       encoder: Any, options: Mapping[str, Any],
                       found: Mapping[Pair, Pairing] | None = None) -> list[CacheRun]:
     """Fill the pixel-aligned conditioning caches (one run per link)."""
-    from databackend.caches.precompute import CacheRun
+    from databackend.caches.base import CacheRun
 
     build = ConditioningBuild(plan, context)
     found = found if found is not None else pairings(plan, context, metadata, build)

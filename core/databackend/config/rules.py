@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 
@@ -16,6 +15,7 @@ from databackend.config.models import (
     TextEmbedBackendConfig,
 )
 from databackend.config.settings import resolve_settings
+from databackend.config.suggest import suggest
 from databackend.options import SAMPLING_POLICIES, SHORT_BUCKET_POLICIES, FactoryOptions
 
 __all__ = ["CAPTION_STRATEGIES", "check_dataset", "check_references", "suggest"]
@@ -29,12 +29,6 @@ SKIP_TOKENS = ("vae", "aspect", "metadata", "text")
 #: ``rescan`` policies (docs/scale.md): list + stat, list names only, or trust the index.
 RESCAN_POLICIES = ("always", "changed", "never")
 CONDITIONING_TYPES = ("controlnet", "mask", "reference_strict", "reference_loose", "segmentation")
-
-
-def suggest(word: str, choices: Iterable[str]) -> str:
-    """`` (did you mean 'x'?)`` when a close match exists, else ``""``."""
-    match = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f" (did you mean {match[0]!r}?)" if match else ""
 
 
 def _choice(key: str, value: str | None, choices: Sequence[str]) -> list[str]:

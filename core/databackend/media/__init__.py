@@ -47,6 +47,7 @@ How audio plugs in (no fork of the video code):
 
 from __future__ import annotations
 
+from databackend.media.defaults import DEFAULT_PROBES
 from databackend.media.encoders import MediaEncoder, ReferenceVideoVAE, VideoEncoder
 from databackend.media.kinds import (
     AUDIO_EXTENSIONS,
@@ -55,7 +56,7 @@ from databackend.media.kinds import (
     extensions_for,
     media_kinds,
 )
-from databackend.media.probe import DEFAULT_PROBES, ProbeRegistry, ProbeSource
+from databackend.media.probe import ProbeRegistry, ProbeSource
 from databackend.media.reader import RangeFile
 from databackend.media.record import CorruptMedia, MediaInfo, NotMedia
 from databackend.media.windows import Window, choose_window

@@ -19,8 +19,9 @@ import numpy as np
 
 from databackend.errors import DatabackendError, StorageError
 from databackend.media.decode import DecodeStats, decode_window
+from databackend.media.defaults import DEFAULT_PROBES
 from databackend.media.index import MediaIndex
-from databackend.media.probe import DEFAULT_PROBES, ProbeRegistry
+from databackend.media.probe import ProbeRegistry
 from databackend.media.reader import RangeFile
 from databackend.media.report import MediaScanReport, media_bucket_table
 from databackend.media.scan import MediaScan

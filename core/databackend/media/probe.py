@@ -23,7 +23,7 @@ import attrs
 from databackend.media.reader import RangeFile
 from databackend.media.record import CorruptMedia, MediaInfo, NotMedia
 
-__all__ = ["DEFAULT_PROBES", "Probe", "ProbeRegistry", "ProbeSource", "looks_like_container",
+__all__ = ["Probe", "ProbeRegistry", "ProbeSource", "looks_like_container",
            "probe_local", "probe_ranged"]
 
 log = logging.getLogger(__name__)
@@ -116,22 +116,6 @@ class ProbeRegistry:
         if source.size == 0:
             raise NotMedia(f"{source.name}: empty file")
         return self.probes.get(kind, _missing(kind))(source)
-
-
-def _video_probe(source: ProbeSource) -> MediaInfo:
-    from databackend.media.video import probe_video
-
-    return probe_video(source)
-
-
-def _audio_probe(source: ProbeSource) -> MediaInfo:
-    from databackend.audio.probe import probe_audio
-
-    return probe_audio(source)
-
-
-#: The built-in probes.
-DEFAULT_PROBES = ProbeRegistry({"video": _video_probe, "audio": _audio_probe})
 
 
 def classify_failure(exc: BaseException, source: ProbeSource) -> Exception:

@@ -14,7 +14,7 @@ import logging
 import random
 import time
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -30,9 +30,6 @@ from databackend.metadata.scanner import ROW_WIDTH
 from databackend.metadata.scanrun import DONE_KEY, INDEX_KEY
 from databackend.storage.base import FileInfo
 
-if TYPE_CHECKING:
-    from databackend.media.backend import MediaMetadataBackend
-
 __all__ = ["MediaScan"]
 
 log = logging.getLogger(__name__)
@@ -44,7 +41,7 @@ _UNWANTED = ("too_small", "aspect_out_of_range", "too_few_frames", "too_many_fra
 class MediaScan:
     """One scan of a :class:`~databackend.media.backend.MediaMetadataBackend`."""
 
-    def __init__(self, backend: MediaMetadataBackend, *, progress: bool, rank: int,
+    def __init__(self, backend: Any, *, progress: bool, rank: int,
                  world_size: int) -> None:
         """Bind the scan to its backend; nothing runs until :meth:`execute`."""
         self.b, self.rank, self.world = backend, rank, world_size

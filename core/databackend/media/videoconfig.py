@@ -48,7 +48,7 @@ def _type_problems(block: Mapping[str, Any]) -> list[str]:
     for key, choices in (("bucket_strategy", BUCKET_STRATEGIES), ("window", WINDOW_MODES)):
         value = block.get(key)
         if value is not None and value not in choices:
-            from databackend.config.rules import suggest
+            from databackend.config.suggest import suggest
 
             hint = suggest(value, choices) if isinstance(value, str) else ""
             out.append(f"`video.{key}` must be one of {', '.join(choices)}; got {value!r}{hint}")
@@ -83,7 +83,7 @@ def video_problems(block: Any, *, framerate: int = 30) -> list[str]:
         return []
     if not isinstance(block, Mapping):
         return [f"`video` must be an object; got {type(block).__name__}"]
-    from databackend.config.rules import suggest
+    from databackend.config.suggest import suggest
 
     out = [f"`video.{k}` is not a video key{suggest(str(k), VIDEO_KEYS)}"
            for k in block if k not in VIDEO_KEYS]

@@ -19,12 +19,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from databackend.metrics import rss
-
-if TYPE_CHECKING:
-    from databackend.factory import DataBackendFactory
 
 __all__ = ["factory_scalars", "metric_name", "runtime_scalars"]
 
@@ -79,7 +76,7 @@ def _startup(metrics: Mapping[str, Any]) -> dict[str, float]:
     return out
 
 
-def factory_scalars(factory: DataBackendFactory) -> dict[str, float]:
+def factory_scalars(factory: Any) -> dict[str, float]:
     """Every scalar of a built factory (see the module docstring for the names)."""
     from databackend.runtime.report import epoch_shares, weights_now
 

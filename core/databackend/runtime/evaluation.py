@@ -16,13 +16,12 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from databackend.factory import DataBackendFactory
     from databackend.runtime.batch import Batch
 
 __all__ = ["eval_batches"]
 
 
-def eval_batches(factory: DataBackendFactory, dataset_id: str | None = None, *,
+def eval_batches(factory: Any, dataset_id: str | None = None, *,
                  batch_size: int | None = None, shard: bool = False) -> Iterator[Batch]:
     """The eval batches of ``factory`` (see the module doc); ``dataset_id`` names one eval
     dataset (ValueError listing them when it is not one)."""
@@ -38,7 +37,7 @@ def eval_batches(factory: DataBackendFactory, dataset_id: str | None = None, *,
     return _walk(factory, evals, batch_size, shard)
 
 
-def _walk(factory: DataBackendFactory, evals: list[Any], batch_size: int | None, shard: bool
+def _walk(factory: Any, evals: list[Any], batch_size: int | None, shard: bool
           ) -> Iterator[Batch]:
     rank, world = factory.rank, factory.world_size
     for dataset in evals:

@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 from e2e_support import aws_keys, factory
 
+from databackend.media.defaults import DEFAULT_PROBES
 from databackend.media.encoders import ReferenceVideoVAE
-from databackend.media.probe import DEFAULT_PROBES, probe_local
+from databackend.media.probe import probe_local
 from databackend.media.synthetic import write_video
 from databackend_aws import S3Backend
 

@@ -27,7 +27,7 @@ from collections.abc import Iterator
 
 from filelock import FileLock
 
-from databackend.safepath import check_key
+from databackend.pluginapi import check_key
 
 __all__ = ["RESYNC_SECONDS", "DiskCache"]
 

@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 
-from databackend.media.probe import looks_like_container
+from databackend.pluginapi import looks_like_container
 from databackend_csv.cache import DiskCache
 from databackend_csv.errors import DownloadError, FetchError, QuarantinedError
 from databackend_csv.httpclient import FetchResult

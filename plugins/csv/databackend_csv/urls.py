@@ -6,7 +6,7 @@ import hashlib
 import posixpath
 from urllib.parse import urlsplit, urlunsplit
 
-from databackend.media.kinds import VIDEO_EXTENSIONS as _VIDEO_EXTENSIONS
+from databackend.pluginapi import VIDEO_EXTENSIONS as _VIDEO_EXTENSIONS
 
 __all__ = ["IMAGE_EXTENSIONS", "VIDEO_EXTENSIONS", "is_image_bytes", "is_media_key",
            "is_text_content_type", "key_for_url", "redact", "url_hash"]

@@ -10,8 +10,9 @@ import pytest
 from csvhelpers import write_csv
 
 import databackend_csv
+from databackend.media.defaults import DEFAULT_PROBES
 from databackend.media.encoders import ReferenceVideoVAE
-from databackend.media.probe import DEFAULT_PROBES, probe_local
+from databackend.media.probe import probe_local
 from databackend.media.synthetic import write_video
 from databackend_csv import key_for_url
 from databackend_csv.testing import ImageServer
@@ -35,7 +36,8 @@ def test_video_urls_scan_cache_and_batch(tmp_path: Path) -> None:
                              [(server.url(f"/img/{n}"), f"clip {n}") for n in names])
         entry = {"id": "web", "type": "csv", "dataset_type": "video",
                  "csv_file": str(csv_file), "csv_cache_dir": str(tmp_path / "downloads"),
-                 "csv_caption_column": "caption", "csv_retries": 0, "train_batch_size": 1,
+                 "csv_caption_column": "caption", "csv_allow_private_addresses": True,
+                 "csv_retries": 0, "train_batch_size": 1,
                  "video": {"num_frames": 9, "window": "random"}}
         pm = make_plugin_manager(entrypoints=False, extra=[databackend_csv])
         f = DataBackendFactory([entry], plugin_manager=pm, max_epochs=1,

@@ -11,8 +11,9 @@ import pytest
 import databackend_huggingface
 from databackend.errors import ConfigError
 from databackend.factory import DataBackendFactory
+from databackend.media.defaults import DEFAULT_PROBES
 from databackend.media.encoders import ReferenceVideoVAE
-from databackend.media.probe import DEFAULT_PROBES, probe_local
+from databackend.media.probe import probe_local
 from databackend.media.synthetic import write_video
 from databackend.plugins import make_plugin_manager
 
