@@ -61,7 +61,8 @@ class MediaMetadataBackend(MetadataBackend):
         opts = context.options
         self.spec, self.probes = spec, probes
         self._params = cfg.geometry_params(dataset, opts)
-        self.caption_settings = cfg.caption_settings(dataset, opts)
+        self.caption_settings = cfg.caption_settings(dataset, opts,
+                                                     context.registry.caption_strategies)
         self.settings = cfg.scan_settings(dataset, opts, context.world_size)
         self.index_storage = index_storage or LocalDirectory(
             root=cfg.index_folder(dataset, opts), dataset_id=dataset.id)
