@@ -59,7 +59,7 @@ class DiscoveryMetadataBackend(MetadataBackend):
 
     checkpoint_interval_s: float = 60.0
     checkpoint_files: int = 50_000
-    rank_timeout_s: float = 3600.0
+    rank_timeout_s: float = 1800.0  # the factory option ``peer_timeout_s`` sets it
     rank_poll_s: float = 0.5
 
     def __init__(self, dataset: ImageBackendConfig, storage: StorageBackend,
@@ -71,8 +71,7 @@ class DiscoveryMetadataBackend(MetadataBackend):
         self._params = cfg.geometry_params(dataset, opts)
         self.caption_settings = cfg.caption_settings(dataset, opts)
         self.settings = cfg.scan_settings(dataset, opts, context.world_size)
-        if "rank_timeout_s" not in type(self).__dict__:  # a subclass may pin its own
-            self.rank_timeout_s = opts.peer_timeout_s
+        self.rank_timeout_s = opts.peer_timeout_s  # how long other ranks are awaited
         self.index_storage = index_storage or LocalDirectory(
             root=cfg.index_folder(dataset, opts), dataset_id=dataset.id)
         self.start_method = start_method
