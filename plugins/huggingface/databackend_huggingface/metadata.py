@@ -206,6 +206,7 @@ class HuggingfaceMetadataBackend(DiscoveryMetadataBackend):
         found: list[DatasetIndex] = []
 
         def ready() -> bool:
+            """Whether rank 0's index for ``tag`` is there (kept in ``found``)."""
             try:
                 done = json.loads(self.index_storage.read(DONE_KEY)).get("tag")
             except (FileNotFoundError, ValueError):
