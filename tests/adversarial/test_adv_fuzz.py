@@ -38,7 +38,20 @@ SCALARS = st.one_of(
     st.text(max_size=8))
 VALUES = st.one_of(SCALARS, st.lists(SCALARS, max_size=3),
                    st.dictionaries(st.text(max_size=4), SCALARS, max_size=2))
-CHANGES = st.dictionaries(st.sampled_from(KEYS), VALUES, max_size=4)
+PLAUSIBLE = {
+    "resolution": st.sampled_from([16, 32, 48, 64, 0.05]), "repeats": st.integers(0, 3),
+    "probability": st.floats(0, 2), "train_batch_size": st.integers(1, 4),
+    "crop": st.booleans(), "crop_style": st.sampled_from(["random", "center", "corner"]),
+    "resolution_type": st.sampled_from(["pixel", "area", "pixel_area"]),
+    "aspect_bucket_alignment": st.sampled_from([8, 16, 32]),
+    "minimum_image_size": st.sampled_from([0, 16, 40, 64]), "max_num_samples": st.integers(1, 4),
+    "hash_filenames": st.booleans(), "caption_strategy": st.sampled_from(["filename",
+                                                                          "instanceprompt"]),
+    "instance_prompt": st.sampled_from(["a photo", ""]), "start_epoch": st.integers(1, 2)}
+#: Half hostile changes (any key, any value), half plausible ones that often pass validate, so
+#: the bounded run is reached too.
+CHANGES = st.one_of(st.dictionaries(st.sampled_from(KEYS), VALUES, max_size=4),
+                    st.fixed_dictionaries({}, optional=PLAUSIBLE))
 BOUND_S = 60.0
 MEMORY_GROWTH = 1 << 30
 
