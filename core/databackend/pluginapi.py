@@ -58,8 +58,9 @@ if TYPE_CHECKING:  # the lazily loaded names, for type checkers
     from databackend.metadata.params import CaptionSettings, combined_fingerprint
     from databackend.metadata.report import ScanReport
     from databackend.options import FactoryOptions
+    from databackend.runtime.distributed import PeerTimeoutError, wait_for
     from databackend.runtime.strategies import DatasetView, SamplingStrategy
-    from databackend.safepath import check_key
+    from databackend.safepath import UnsafePathError, check_key, confined
     from databackend.storage.fsspec_backend import FsspecBackend
     from databackend.storage.localdir import LocalDirectory
 
@@ -93,6 +94,10 @@ _LAZY = {
     "SamplingStrategy": "databackend.runtime.strategies",
     "DatasetView": "databackend.runtime.strategies",
     "check_key": "databackend.safepath",
+    "confined": "databackend.safepath",
+    "UnsafePathError": "databackend.safepath",
+    "PeerTimeoutError": "databackend.runtime.distributed",
+    "wait_for": "databackend.runtime.distributed",
     "VIDEO_EXTENSIONS": "databackend.media.kinds",
     "AUDIO_EXTENSIONS": "databackend.media.kinds",
     "looks_like_container": "databackend.media.probe",
@@ -128,6 +133,7 @@ __all__ = [
     "MetadataBackend",
     "NeedMoreData",
     "NotAnImage",
+    "PeerTimeoutError",
     "PluginLoadError",
     "ReadOnlyStorageError",
     "SampleGeometry",
@@ -138,16 +144,19 @@ __all__ = [
     "StorageCaptions",
     "StorageError",
     "UnknownBackendError",
+    "UnsafePathError",
     "__version__",
     "aspect_out_of_range",
     "check_key",
     "combined_fingerprint",
     "compute_geometry",
+    "confined",
     "filter_reason",
     "hookimpl",
     "looks_like_container",
     "probe_bytes",
     "probe_file",
+    "wait_for",
 ]
 
 

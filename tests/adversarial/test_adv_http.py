@@ -175,11 +175,13 @@ def test_cache_limit_holds_across_processes(tmp_path: Path) -> None:
 
 
 def _fill(root: str, limit: int, n: int) -> None:
+    from filelock import FileLock
+
     from databackend_csv.cache import DiskCache
 
     cache = DiskCache(root, limit)
     for k in range(60):
         cache.put(f"{n}{k % 10}/{k}.png", bytes([k]) * 900)
-        held = sum(f.stat().st_size for f in Path(root).rglob("*") if f.is_file()
-                   and not f.name.endswith(".part"))
+        with FileLock(f"{root}.lock"):  # a consistent view: no put half done while we count
+            held = sum(f.stat().st_size for f in Path(root).rglob("*") if f.is_file())
         assert held <= limit, held

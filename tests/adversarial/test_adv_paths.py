@@ -99,3 +99,14 @@ def test_delete_unwanted_never_deletes_through_a_symlink(tmp_path: Path,
     assert report.deleted == {"too_small": 1}
     assert any("linked/tiny.png" in w and "outside" in w for w in report.warnings), \
         report.warnings
+
+
+def test_hugging_face_path_cells_stay_in_the_dataset_folder(tmp_path: Path) -> None:
+    columns = pytest.importorskip("databackend_huggingface.columns")
+    write_image(tmp_path / "secret.png", 8, 8)
+    root = image_folder(tmp_path / "hf", 1)
+    (root / "out").symlink_to(tmp_path, target_is_directory=True)
+    paths = ["img0.png", "../secret.png", "a/../../secret.png", "out/secret.png"]
+    cells = columns.ImageCells([None] * len(paths), list(paths), str(root))
+    assert cells.file_of(0) is not None and cells.data(0) is not None
+    assert [cells.data(k) for k in range(1, len(paths))] == [None, None, None]

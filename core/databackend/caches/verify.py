@@ -116,12 +116,15 @@ def verify_plan(plan: DataPlan, context: BuildContext, *, text_encoder: TextEnco
                 progress: bool | None = None, **fill: Any) -> list[VerifyResult]:
     """Verify every entry of every cache of ``plan``; with ``repair`` and both encoders, bad
     entries are removed and encoded again (``fill``: extra :func:`precompute_plan` options).
-    Latent keys depend on the image encoder's identity, so it is needed to find them."""
+    Keys depend on the encoders' identities: the caches of a missing encoder are not checked,
+    and nothing is removed unless both are given."""
     metas = {d.id: open_metadata(d, context, progress=progress)
              for d in plan.datasets if not d.disabled}
     remove = repair and text_encoder is not None and image_encoder is not None
-    results = _verify_latents(plan, context, metas, image_encoder, remove)
-    results += _verify_texts(plan, context, metas, text_encoder, remove)
+    results = _verify_latents(plan, context, metas, image_encoder, remove) \
+        if image_encoder is not None else []
+    if text_encoder is not None:
+        results += _verify_texts(plan, context, metas, text_encoder, remove)
     if remove and any(r.bad for r in results):
         assert text_encoder is not None and image_encoder is not None
         runs = precompute_plan(plan, context, text_encoder=text_encoder,

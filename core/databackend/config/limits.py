@@ -124,13 +124,21 @@ def _key_of(line: str) -> str:
     return line.split("`")[1] if line.count("`") >= 2 else line
 
 
+def _conditioning(d: ImageBackendConfig) -> list[str]:
+    value = d.conditioning_data
+    ok = value is None or isinstance(value, str) or (
+        isinstance(value, list) and all(isinstance(v, str) for v in value))
+    return [] if ok else [f"`conditioning_data` must be a dataset id or a list of ids; "
+                          f"got {value!r}"]
+
+
 def check_limits(entry: BaseBackendConfig, opts: FactoryOptions,
                  known: list[str] | None = None) -> list[str]:
     """Every hardening problem of one entry (``key: ...`` lines). Geometry problems about a
     key that ``known`` (problems found already) mentions are left out (no double report)."""
     out = check_id(entry.id) + _numbers(entry, entry) + _storage(entry)
     if isinstance(entry, ImageBackendConfig):
-        out += _buckets(entry)
+        out += _buckets(entry) + _conditioning(entry)
         if not out:  # NaN or absurd numbers would only be reported again, worded differently
             seen = {_key_of(line) for line in known or ()}
             out += [p for p in _geometry(entry, opts) if _key_of(p) not in seen]

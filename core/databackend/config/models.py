@@ -145,4 +145,6 @@ class ImageBackendConfig(BaseBackendConfig):
     def conditioning_ids(self) -> list[str]:
         """``conditioning_data`` as a list."""
         value = self.conditioning_data
-        return [] if value is None else [value] if isinstance(value, str) else list(value)
+        if isinstance(value, str):
+            return [value]
+        return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []

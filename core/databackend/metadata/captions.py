@@ -38,6 +38,7 @@ import numpy as np
 from databackend.errors import ConfigError, StorageError
 from databackend.metadata.captionpaths import caption_file_of, filename_caption, is_caption_file
 from databackend.metadata.params import CaptionSettings, TableSettings
+from databackend.safepath import key_problem
 from databackend.storage.base import FileInfo, StorageBackend
 
 if TYPE_CHECKING:
@@ -108,8 +109,9 @@ def _records(data: bytes, name: str) -> list[dict[str, Any]]:
 
 
 def _read_table(table: TableSettings, storage: StorageBackend) -> tuple[bytes, tuple[float, float]]:
-    """The table's bytes and (size, mtime): from the dataset storage, else the local disk."""
-    if storage.exists(table.path):
+    """The table's bytes and (size, mtime): from the dataset storage (when the path is a
+    relative key), else the local disk (the path comes from the trusted config)."""
+    if key_problem(table.path) is None and storage.exists(table.path):
         info = storage.stat(table.path)
         return storage.read(table.path), (float(info.size), info.mtime)
     if os.path.isfile(table.path):
@@ -172,7 +174,7 @@ class CaptionSource:
             return None
         if self._table is not None:
             return list(self._table.stamp)
-        if self.storage.exists(table.path):
+        if key_problem(table.path) is None and self.storage.exists(table.path):
             info = self.storage.stat(table.path)
             return [float(info.size), info.mtime]
         st = os.stat(table.path) if os.path.isfile(table.path) else None

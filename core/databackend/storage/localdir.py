@@ -38,7 +38,11 @@ _new: Callable[[type[FileInfo], tuple[str, int, float, None]], FileInfo] = tuple
 
 class WriteFailedError(StorageError, OSError):
     """A write failed (a full disk, no permission): names the file and the folder; a full disk
-    is ``fatal`` (every further write would fail too). Nothing partial is left behind."""
+    is ``fatal`` (every further write would fail too). Nothing partial is left behind.
+    ``path`` is the file, ``reason_errno`` the operating system's error number."""
+
+    path: str = ""
+    reason_errno: int | None = None
 
 
 def _bad_name(name: str) -> bool:
@@ -190,7 +194,7 @@ class LocalDirectory(StorageBackend):
         err = WriteFailedError(f"dataset {self.dataset_id!r}: could not write {path!r} "
                                f"({size} bytes) in {self.root}: {exc.strerror or exc}",
                                fatal=exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS))
-        err.errno, err.filename = exc.errno, self.full(path)
+        err.path, err.reason_errno = self.full(path), exc.errno
         return err
 
     def delete(self, path: str) -> None:

@@ -95,6 +95,9 @@ class S3Backend(StorageBackend):
         self._lock = threading.RLock()
         self._client: Any = None
         self._checked = False
+        #: A read succeeded: a later denial is about one object (counted by the scan), not
+        #: the whole prefix (fatal: the scan stops with one clear error).
+        self._read_ok = False
         self._pool = RequestPool(self.io_concurrency, f"s3-{self.dataset_id}")
 
     def __getstate__(self) -> dict[str, Any]:
@@ -190,7 +193,14 @@ class S3Backend(StorageBackend):
             finally:
                 body.close()
 
-        data = self._call(op, key, lambda: self._streamed(once))
+        try:
+            data = self._call(op, key, lambda: self._streamed(once))
+        except S3StorageError as err:
+            if err.kind == "access_denied" and self._read_ok:
+                err.fatal = False  # other objects were readable: only this one is forbidden
+                self._breaker.forget(op)
+            raise
+        self._read_ok = True
         self.metrics.add("bytes_read", len(data))
         return data
 

@@ -170,6 +170,11 @@ class Breaker:
                                          status=err.status, key=err.key)
                 self._tripped.pop(scope, None)
 
+    def forget(self, op: str) -> None:
+        """Drop what was remembered for ``op`` (a denial that concerned one object only)."""
+        with self._lock:
+            self._tripped.pop(op, None)
+
     def record(self, err: BaseException, op: str) -> None:
         """Remember ``err`` if it is fatal: for all operations, or for ``op`` (access denied)."""
         if not isinstance(err, S3StorageError):

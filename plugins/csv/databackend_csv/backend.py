@@ -203,9 +203,10 @@ class CsvBackend(StorageBackend):
         return f"{self.name}:{redact(self.config.csv_file)} ({len(self.table)} urls)"
 
     def close(self) -> None:
-        """Write the quarantine and close pooled connections."""
+        """Write the quarantine, close pooled connections and the cache's ledger file."""
         self.downloader.quarantine.flush()
         self.downloader.fetcher.close()
+        self.downloader.cache.close()
 
 
 # The declarations live on the registered type (light to import); the class gets them here too.

@@ -37,6 +37,8 @@ logger = logging.getLogger(__name__)
 RESYNC_SECONDS = 30.0
 _TMP_SUFFIX = ".part"
 _STALE_TMP_SECONDS = 3600.0
+_LEDGER_SIZE = 54  # "{total:20d} {token:32}\n"
+_POLL = 0.002  # seconds between tries of a file lock another process holds
 
 
 def _scan(root: str) -> Iterator[tuple[float, str, int]]:
@@ -69,9 +71,10 @@ class DiskCache:
         self._pending: dict[str, int] = {}  # reserved, being written: never evicted
         self._synced = 0.0
         self._token = ""
+        self._fd: int | None = None
         os.makedirs(root, exist_ok=True)
         self._flock = FileLock(f"{root.rstrip(os.sep)}.lock")
-        with self._flock, self._lock:
+        with self._lock, self._flock.acquire(poll_interval=_POLL):
             self._resync()
             self._evict_until(self.max_bytes)
             self._save_ledger()
@@ -134,27 +137,41 @@ class DiskCache:
         if size > self.max_bytes:
             logger.debug("csv cache: %s (%d bytes) is larger than the cache", key, size)
             return False
-        with self._flock:
-            with self._lock:
-                if key in self._entries and os.path.exists(self.path(key)):
-                    self._entries.move_to_end(key)
-                    return True
-                if not self._reserve(key, size):
-                    return False
+        # The thread lock first: threads of this process queue on it, so only one of them
+        # polls the file lock, which only other processes contend.
+        with self._lock, self._flock.acquire(poll_interval=_POLL):
+            if key in self._entries and os.path.exists(self.path(key)):
+                self._entries.move_to_end(key)
+                return True
+            if not self._reserve(key, size):
+                self._save_ledger()  # evictions made room for nothing, but they happened
+                return False
             try:
                 self._write(key, data)
             except BaseException:
-                self._forget(key)
+                if self._entries.pop(key, None) is not None:
+                    self._total -= size
                 raise
             finally:
-                with self._lock:
-                    self._pending.pop(key, None)
-                    self._save_ledger()
+                self._pending.pop(key, None)
+                self._save_ledger()
         return True
+
+    def close(self) -> None:
+        """Close the ledger file (the cache stays usable; it is reopened when needed)."""
+        with self._lock:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            if self._fd is not None:
+                os.close(self._fd)
 
     def clear(self) -> None:
         """Delete every cached file."""
-        with self._flock, self._lock:
+        with self._lock, self._flock.acquire(poll_interval=_POLL):
             self._resync()
             self._evict_until(0)
             self._save_ledger()
@@ -172,22 +189,28 @@ class DiskCache:
         self._entries[key] = size  # reserve the space before writing
         self._pending[key] = size
         self._total += size
-        self._save_ledger()
         return True
 
     def _ledger_token(self) -> str:
+        """The token of the cache that wrote the ledger last (locked)."""
         try:
-            with open(f"{self.root.rstrip(os.sep)}.ledger", encoding="utf-8") as fh:
-                return fh.read().partition(" ")[2].strip()
+            fields = os.pread(self._ledger_fd(), _LEDGER_SIZE, 0).decode().split()
         except (OSError, ValueError):
             return ""
+        return fields[1] if len(fields) == 2 else ""
 
     def _save_ledger(self) -> None:
-        """Record the bytes held and a fresh token saying this cache wrote last (locked)."""
+        """Record the bytes held and a fresh token saying this cache wrote last (locked); one
+        fixed-size ``pwrite``, no truncation (that costs milliseconds on some filesystems)."""
         self._token = uuid.uuid4().hex
-        with contextlib.suppress(OSError), \
-                open(f"{self.root.rstrip(os.sep)}.ledger", "w", encoding="utf-8") as fh:
-            fh.write(f"{self._total} {self._token}\n")
+        with contextlib.suppress(OSError):
+            os.pwrite(self._ledger_fd(), f"{self._total:20d} {self._token}\n".encode(), 0)
+
+    def _ledger_fd(self) -> int:
+        if self._fd is None:
+            self._fd = os.open(f"{self.root.rstrip(os.sep)}.ledger", os.O_RDWR | os.O_CREAT,
+                               0o644)
+        return self._fd
 
     def _write(self, key: str, data: bytes) -> None:
         """Temporary file in the target folder, then ``os.replace`` (atomic)."""

@@ -10,6 +10,7 @@ made for a cell that is not needed. An image column may be:
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from collections.abc import Iterable, Sequence
@@ -18,8 +19,12 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from databackend.pluginapi import UnsafePathError, confined
+
 __all__ = ["ImageCells", "caption_cells", "column_array", "column_chunks", "column_exists",
            "image_cells", "numbers"]
+
+log = logging.getLogger(__name__)
 
 
 def _child(arr: pa.Array, name: str) -> pa.Array | None:
@@ -111,7 +116,14 @@ class ImageCells:
         path = self.paths[k]
         if not path or self.views[k] is not None:
             return None
-        full = path if os.path.isabs(path) or self.root is None else os.path.join(self.root, path)
+        if os.path.isabs(path) or self.root is None:
+            full = path
+        else:  # a relative cell must stay inside the dataset folder (names from data)
+            try:
+                full = confined(self.root, path.replace(os.sep, "/"), what="path cell")
+            except UnsafePathError as exc:
+                log.warning("%s", exc)
+                return None
         return full if os.path.isfile(full) else None
 
     def data(self, k: int) -> bytes | memoryview | None:

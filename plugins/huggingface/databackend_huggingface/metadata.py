@@ -204,21 +204,28 @@ class HuggingfaceMetadataBackend(IndexedMetadataBackend):
                            captions, fingerprint=self.fingerprint, meta=meta)
 
     def _await_rank0(self, tag: str) -> DatasetIndex:
-        deadline = time.monotonic() + self.rank_timeout_s
-        while True:
+        """Wait for rank 0's index (logging every 30 s); fail after ``rank_timeout_s``."""
+        from databackend.pluginapi import PeerTimeoutError, wait_for
+
+        found: list[DatasetIndex] = []
+
+        def ready() -> bool:
+            """Whether rank 0's index for ``tag`` is there (kept in ``found``)."""
             try:
                 done = json.loads(self.index_storage.read(DONE_KEY)).get("tag")
             except (FileNotFoundError, ValueError):
-                done = None
-            if done == tag:
-                index = DatasetIndex.load(self.index_storage, INDEX_KEY)
-                if index is not None:
-                    return index
-            if time.monotonic() > deadline:
-                raise StorageError(f"dataset {self.dataset.id!r}: gave up waiting for rank 0's "
-                                   f"index after {self.rank_timeout_s:.0f}s; do all ranks share "
-                                   "the cache folder and see the same dataset?")
-            time.sleep(self.rank_poll_s)
+                return False
+            index = DatasetIndex.load(self.index_storage, INDEX_KEY) if done == tag else None
+            found.extend([index] if index is not None else [])
+            return bool(found)
+
+        try:
+            wait_for(ready, f"rank 0's index of dataset {self.dataset.id!r}",
+                     timeout_s=self.rank_timeout_s, poll_s=self.rank_poll_s)
+        except PeerTimeoutError as exc:
+            raise StorageError(f"dataset {self.dataset.id!r}: {exc}; do all ranks share the "
+                               "cache folder and see the same dataset?") from None
+        return found[0]
 
     def _finish_report(self, report: ScanReport, index: DatasetIndex, started: float) -> None:
         hf = index.meta.get("hf") or {}
