@@ -367,7 +367,10 @@ class LatentCache(CacheBase):
                 path = str(self.source.index.paths[i])
                 log.error("latent cache %s: cannot load %r: %s", self.name, path, exc)
                 failed.append((path, f"{type(exc).__name__}: {exc}"))
-        self.last_fill.wait_seconds += time.perf_counter() - t0
+        waited = time.perf_counter() - t0
+        self.last_fill.wait_seconds += waited
+        if self.last_fill.first_wait_seconds is None:
+            self.last_fill.first_wait_seconds = waited
         return ok, arrays
 
     # --- maintenance --------------------------------------------------------------------
