@@ -244,6 +244,8 @@ def main() -> None:
     args = parser.parse_args()
     tmp = Path(args.dir or tempfile.mkdtemp(prefix="fillbench-"))
     for name, n, large in (("mixed", args.mixed, False), ("large photos", args.large, True)):
+        if n < 1:
+            continue
         folder = tmp / name.replace(" ", "_")
         if not folder.is_dir() or len(list(folder.iterdir())) != n:
             shutil.rmtree(folder, ignore_errors=True)

@@ -334,7 +334,7 @@ class LatentCache(CacheBase):
         ahead = max(2, -(-2 * loader.workers // max(1, batch_size)))
         start = time.perf_counter()
         try:
-            with BatchWriter(self.storage, batch_size=self.write_batch_size,
+            with BatchWriter(self.storage, batch_size=min(self.write_batch_size, 2 * batch_size),
                              compress=self.compress) as writer, \
                     progress_bar(len(todo), f"latents {self.name}", progress) as bar:
                 loads: deque[tuple[list[int], list[Future[Any]]]] = deque()
