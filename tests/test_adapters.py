@@ -156,3 +156,35 @@ def test_cli_cache_and_run_with_model_folders(pipeline: Path, tmp_path: Path,
     mode = ["--vae-mode", "sample"]  # another identity: everything is encoded again
     assert main(["cache", str(config), "--no-progress", *encoders, *mode, *opts]) == 0
     assert "0 already cached, 4 encoded" in capsys.readouterr().out
+
+
+def test_video_vae_through_the_same_adapter() -> None:
+    from diffusers import AutoencoderKLWan
+
+    torch.manual_seed(0)
+    mean, std = [0.0, 0.1, 0.2, 0.3], [1.0, 2.0, 1.0, 0.5]
+    vae = AutoencoderKLWan(base_dim=8, z_dim=4, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
+                           latents_mean=mean, latents_std=std)
+    video = torch.rand(1, 3, 5, 32, 32, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    out = DiffusersVAE(vae)(video)
+    with torch.no_grad():
+        z = vae.encode(video).latent_dist.mode()
+    shape = (1, 4, 1, 1, 1)
+    want = (z - torch.tensor(mean).view(shape)) / torch.tensor(std).view(shape)  # no scaling
+    assert out.shape == (1, 4, 2, 4, 4) and torch.allclose(out, want, atol=1e-5)
+
+
+def test_run_job_from_python_with_adapters(pipeline: Path, tmp_path: Path,
+                                           make_images: Callable[..., Any]) -> None:
+    from databackend.commands.run import run_job
+    from databackend.options import FactoryOptions
+
+    config = _config(tmp_path, make_images)
+    options = FactoryOptions.from_mapping({"output_dir": str(tmp_path / "out"),
+                                           "resolution": 64, "aspect_bucket_alignment": 16,
+                                           "train_batch_size": 2})
+    vae = load_encoder(str(pipeline), "image", mode="sample", seed=3)
+    summary = run_job(str(config), steps=2, options=options, progress=False,
+                      text_encoder=load_encoder(str(pipeline), "text"), image_encoder=vae)
+    latents = [p for p in summary["precompute"] if p["kind"] == "latents"]
+    assert latents[0]["encoded"] == 4 and summary["run"]["steps"] == 2

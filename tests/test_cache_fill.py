@@ -122,3 +122,31 @@ def test_draft_is_part_of_the_key(tmp_path: Path) -> None:
     with_draft = LatentCache(storage, source, encoder=ReferenceVAE(4))
     without = LatentCache(storage, source, encoder=ReferenceVAE(4), draft=False)
     assert with_draft.key(0) != without.key(0)
+
+
+class BytesSource(FolderSource):
+    """A source whose files are not local: the fill reads their bytes from storage."""
+
+    def raw_image(self, i: int) -> tuple[str | None, Any]:
+        return None, LocalDirectory(root=str(self.root))
+
+
+def test_process_decoders_read_bytes_from_remote_storage(tmp_path: Path) -> None:
+    source = _source(tmp_path, BytesSource)
+    vae = ReferenceVAE(4)
+    cache = LatentCache(LocalDirectory(root=str(tmp_path / "vae")), source, encoder=vae,
+                        workers=2, batch_size=3)
+    report = cache.precompute(progress=False)
+    assert report.encoded == len(source.index) and not report.failed
+    for i, entry in enumerate(cache.get_many(range(len(source.index)))):
+        assert torch.equal(entry.latents, vae(load_pixels(source, i).unsqueeze(0))[0])
+
+
+def test_a_broken_file_is_reported_not_fatal(tmp_path: Path) -> None:
+    source = _source(tmp_path)
+    (source.root / source.index.paths[1]).write_bytes(b"not an image")
+    cache = LatentCache(LocalDirectory(root=str(tmp_path / "vae")), source,
+                        encoder=ReferenceVAE(4), workers=2)
+    report = cache.precompute(progress=False)
+    assert [p for p, _ in report.failed] == [source.index.paths[1]]
+    assert report.encoded == len(source.index) - 1

@@ -28,10 +28,12 @@ __all__ = ["EncodeRunner", "FillTimes", "device_pixels", "is_oom", "normalise"]
 @attrs.define
 class FillTimes:
     """Counters of one fill: seconds inside the encoder, seconds the encoder side waited for
-    decoded pixels, out-of-memory retries, images encoded."""
+    decoded pixels (``first_wait_seconds`` of them for the first batch, the pipeline's
+    start-up), out-of-memory retries, images encoded."""
 
     encode_seconds: float = 0.0
     wait_seconds: float = 0.0
+    first_wait_seconds: float | None = None
     oom_retries: int = 0
     images: int = 0
 

@@ -362,7 +362,7 @@ class LatentCache(CacheBase):
         ahead = max(2, -(-2 * loader.workers // max(1, batch_size)))
         start = time.perf_counter()
         try:
-            with BatchWriter(self.storage, batch_size=self.write_batch_size,
+            with BatchWriter(self.storage, batch_size=min(self.write_batch_size, 2 * batch_size),
                              compress=self.compress) as writer, \
                     progress_bar(len(todo), f"latents {self.name}", progress) as bar:
                 loads: deque[tuple[list[int], list[Future[Any]]]] = deque()
@@ -395,7 +395,10 @@ class LatentCache(CacheBase):
                 path = str(self.source.index.paths[i])
                 log.error("latent cache %s: cannot load %r: %s", self.name, path, exc)
                 failed.append((path, f"{type(exc).__name__}: {exc}"))
-        self.last_fill.wait_seconds += time.perf_counter() - t0
+        waited = time.perf_counter() - t0
+        self.last_fill.wait_seconds += waited
+        if self.last_fill.first_wait_seconds is None:
+            self.last_fill.first_wait_seconds = waited
         return ok, arrays
 
     # --- maintenance --------------------------------------------------------------------

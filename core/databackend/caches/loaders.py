@@ -120,12 +120,15 @@ class ProcessLoader:
 
     def __init__(self, source: SampleSource, workers: int, *, draft: bool,
                  max_pixels: int | None = None) -> None:
-        """Start the worker processes (``forkserver`` on Linux, ``spawn`` elsewhere)."""
+        """Start the worker processes (``forkserver`` on Linux, preloading only the decode
+        module, never torch or the caller's ``__main__``; ``spawn`` elsewhere)."""
         self.source, self.draft, self.workers = source, draft, max(1, workers)
         self.max_pixels = max_pixels
-        method = "forkserver" if sys.platform.startswith("linux") else "spawn"
-        self._procs = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context(
-            method))
+        context = multiprocessing.get_context("forkserver" if sys.platform.startswith("linux")
+                                              else "spawn")
+        if context.get_start_method() == "forkserver":  # not the trainer's __main__: only ours
+            context.set_forkserver_preload([decode.__module__])
+        self._procs = ProcessPoolExecutor(self.workers, mp_context=context)
         self._io = ThreadPoolExecutor(max(4, self.workers), thread_name_prefix="databackend-read")
         self._fallback: ThreadLoader | None = None
 
