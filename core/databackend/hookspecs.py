@@ -1,6 +1,6 @@
 """The hooks databackend calls, grouped by stage. Plugins implement them with ``@hookimpl``.
 
-Four families, each used by the built-in plugins exactly as a third party would use it:
+Five families, each used by the built-in plugins exactly as a third party would use it:
 
 * **config parsing** -- :func:`databackend_register_backends` contributes storage backend classes;
   each class names its config ``type`` (``name``) and the attrs class of its own keys (``Config``).
