@@ -329,7 +329,8 @@ class DataBackendFactory:
     def _new_epoch(self, epoch: int) -> None:
         """Epoch hook: caches with ``vae_cache_clear_each_epoch`` are cleared by rank 0."""
         if self.rank == 0:
-            for cache in self.latent_caches.values():
+            linked = self.conditioning.caches.values() if self.conditioning else ()
+            for cache in [*self.latent_caches.values(), *linked]:
                 cache.new_epoch(epoch)
 
     # --- iteration -----------------------------------------------------------------------------
