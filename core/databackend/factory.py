@@ -263,12 +263,7 @@ class DataBackendFactory:
         caches, without the samples that cannot be trained (latents that could not be made,
         no conditioning pair), with its conditioning entries. ``fresh_text_cache`` opens its
         own text cache object (a reader in another thread than the prefetcher's)."""
-        plan, context = self._ctx()
-        entry = plan.text_embeds_for(dataset)
-        texts = self.text_caches[entry.id if entry else None]
-        if fresh_text_cache:
-            encoder, identity = _encoder_and_identity(self.text_encoder)
-            texts = open_text_cache_entry(entry, context, encoder, identity=identity)
+        texts = self._texts_of(dataset, fresh_text_cache)
         index = self.metadata[dataset.id].index
         buckets = self._loadable_buckets(dataset.id, index)
         assert self.conditioning is not None
@@ -278,7 +273,16 @@ class DataBackendFactory:
                               seed=self.options.seed,
                               buckets=paired if paired is not None else buckets)
         encoder, identity = _encoder_and_identity(self.image_encoder)
-        return self.conditioning.wrap(dataset.id, source, self.metadata, encoder, identity)
+        return self.conditioning.wrap(dataset.id, source, self.metadata, encoder, identity,
+                                      texts=lambda d: self._texts_of(d, fresh_text_cache))
+
+    def _texts_of(self, dataset: ImageBackendConfig, fresh: bool) -> TextEmbedCache:
+        plan, context = self._ctx()
+        entry = plan.text_embeds_for(dataset)
+        if not fresh:
+            return self.text_caches[entry.id if entry else None]
+        encoder, identity = _encoder_and_identity(self.text_encoder)
+        return open_text_cache_entry(entry, context, encoder, identity=identity)
 
     def eval_batches(self, dataset_id: str | None = None, *, batch_size: int | None = None,
                      shard: bool = False) -> Iterator[Batch]:

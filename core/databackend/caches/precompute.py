@@ -81,15 +81,17 @@ def _latents(plan: DataPlan, dataset: ImageBackendConfig, meta: MetadataBackend,
 def _texts(plan: DataPlan, datasets: Iterable[ImageBackendConfig],
            metas: Mapping[str, MetadataBackend], context: BuildContext, encoder: TextEncoder,
            options: Mapping[str, Any]) -> list[CacheRun]:
+    from databackend.conditioning.captions import captions_to_cache, has_own_captions
+
     groups: dict[str | None, set[str]] = {}
     entries = {}
     for dataset in datasets:
-        if dataset.dataset_type == "conditioning":  # their captions never reach a batch
-            continue
+        if dataset.dataset_type == "conditioning" and not has_own_captions(dataset):
+            continue  # no captions of its own reach a batch (conditioning/captions.py)
         entry = plan.text_embeds_for(dataset)
         entries[entry.id if entry else None] = entry
         groups.setdefault(entry.id if entry else None, {""}).update(
-            dataset_captions(metas[dataset.id].index))
+            captions_to_cache(dataset, metas[dataset.id].index))
     runs = []
     for key, captions in groups.items():
         cache = open_text_cache_entry(entries[key], context, encoder)

@@ -10,7 +10,7 @@ sampled (or eval) dataset; :func:`conditioning_runs` fills the conditioning cach
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -19,6 +19,7 @@ from databackend.caches.base import PrecomputeReport
 from databackend.caches.stores import open_latent_cache
 from databackend.conditioning import config as cc
 from databackend.conditioning.aligned import AlignedSource, PixelEncoder
+from databackend.conditioning.captions import CaptionReader, fixed_captions, has_own_captions
 from databackend.conditioning.generate import GeneratedOutputs, GenerationReport
 from databackend.conditioning.generator import generator_classes
 from databackend.conditioning.pairing import Pairing, load_or_pair, unpair
@@ -138,8 +139,9 @@ class ConditioningBuild:
         return cache
 
     def wrap(self, source_id: str, inner: Any, metadata: Mapping[str, Any], encoder: Any,
-             identity: str | None) -> Any:
-        """``inner`` with its conditioning (``inner`` itself when it has none)."""
+             identity: str | None, texts: Callable[[Any], Any] | None = None) -> Any:
+        """``inner`` with its conditioning (``inner`` itself when it has none); ``texts``
+        gives a dataset's text cache (for conditioning datasets with their own captions)."""
         conds = self.links.get(source_id)
         if not conds:
             return inner
@@ -149,9 +151,17 @@ class ConditioningBuild:
             links.append(Link(dataset_id=c, conditioning_type=cc.effective_type(d),
                               output=cc.output_of(d), rows=self.pairings[(source_id, c)].rows,
                               cache=self.cache(source_id, c, metadata, encoder, identity),
-                              paths=metadata[c].index.paths, aligned=is_aligned_conditioning(d)))
+                              paths=metadata[c].index.paths, aligned=is_aligned_conditioning(d),
+                              captions=self._captions(d, metadata, texts)))
         mode = self.context.options.conditioning_multidataset_sampling
         return ConditionedSource(inner, links, mode=mode, seed=self.context.options.seed)
+
+    def _captions(self, d: ImageBackendConfig, metadata: Mapping[str, Any],
+                  texts: Callable[[Any], Any] | None) -> CaptionReader | None:
+        if texts is None or not has_own_captions(d):
+            return None
+        return CaptionReader(d.id, metadata[d.id].index, texts(d), seed=self.context.options.seed,
+                             fixed=fixed_captions(d))
 
     def summary(self) -> dict[str, Any]:
         """Pairing counts and generation figures (JSON-ready)."""

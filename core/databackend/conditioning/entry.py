@@ -10,7 +10,10 @@ ordered like ``rows``:
   types have exactly the source latents' ``h, w``), or a list of ``[C, h, w]`` when the sizes
   differ within the batch (``reference_loose``); None when the entry carries pixels;
 * ``pixels``: ``[B_k, 3, H, W]`` float32 in ``[-1, 1]`` at the source's target size (masks,
-  segmentation maps, or any type with ``conditioning_output: pixels``); None otherwise.
+  segmentation maps, or any type with ``conditioning_output: pixels``); None otherwise;
+* ``captions`` and ``text_embeds`` (each encoder output stacked ``[B_k, ...]``): the
+  conditioning samples' own captions and their embeddings, when the conditioning dataset has
+  its own captions (``conditioning/captions.py``); None otherwise.
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ class ConditioningEntry:
     sample_ids: list[str]
     latents: torch.Tensor | list[torch.Tensor] | None = None
     pixels: torch.Tensor | None = None
+    captions: list[str] | None = None
+    text_embeds: dict[str, torch.Tensor] | None = None
 
     def __len__(self) -> int:
         return len(self.sample_ids)
@@ -50,5 +55,8 @@ class ConditioningEntry:
             latents = [move(t) for t in latents]
         elif latents is not None:
             latents = move(latents)
+        embeds = None if self.text_embeds is None else \
+            {k: move(v) for k, v in self.text_embeds.items()}
         return attrs.evolve(self, rows=move(self.rows), latents=latents,
-                            pixels=None if self.pixels is None else move(self.pixels))
+                            pixels=None if self.pixels is None else move(self.pixels),
+                            text_embeds=embeds)

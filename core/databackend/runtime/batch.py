@@ -63,7 +63,9 @@ class Batch:
     and ``crop_coords`` ``[B, 2]`` as ``(top, left)``, all int64. ``sample_ids`` are
     ``"{dataset_id}:{path}"``. ``epoch`` counts from 1 and ``step`` is the 0-based global step.
     ``conditioning`` holds one :class:`ConditioningEntry` per linked conditioning dataset, in
-    config order (empty without conditioning; see docs/conditioning.md).
+    config order (empty without conditioning; see docs/conditioning.md). ``source_captions``
+    holds the dataset's own captions when conditioning captions may replace them (prompt swap,
+    docs/conditioning.md), else None.
     """
 
     latents: torch.Tensor
@@ -79,6 +81,7 @@ class Batch:
     epoch: int
     step: int
     conditioning: tuple[ConditioningEntry, ...] = ()
+    source_captions: list[str] | None = None
 
     def __len__(self) -> int:
         return len(self.sample_ids)
