@@ -37,6 +37,7 @@ from databackend.caches import (
     precompute_plan,
 )
 from databackend.conditioning.build import ConditioningBuild, is_aligned_conditioning
+from databackend.conditioning.image_embeds import ReferenceImageEmbedder
 from databackend.config.loader import load_config, parse_entries
 from databackend.config.models import ImageBackendConfig
 from databackend.config.plan import DataPlan
@@ -95,7 +96,7 @@ class DataBackendFactory:
                  plugin_manager: pluggy.PluginManager | None = None,
                  sampling_strategy: StrategySpec | None = None, queue_size: int = 10,
                  progress: bool | None = False, precompute: bool = True,
-                 max_epochs: int | None = None) -> None:
+                 max_epochs: int | None = None, conditioning_image_encoder: Any = None) -> None:
         """Store the inputs; nothing is built until :meth:`build`."""
         opts = options if isinstance(options, FactoryOptions) else \
             FactoryOptions.from_mapping(options or {})
@@ -108,6 +109,10 @@ class DataBackendFactory:
             self.text_encoder = text_encoder if text_encoder is not None else \
                 ReferenceTextEncoder()
             self.image_encoder = image_encoder if image_encoder is not None else ReferenceVAE()
+        #: CLIP-vision style encoder of `conditioning_image_embeds` (docs/conditioning.md)
+        self.conditioning_image_encoder = conditioning_image_encoder if \
+            conditioning_image_encoder is not None or not use_reference_encoders else \
+            ReferenceImageEmbedder()
         self._config, self._variables = config, dict(variables or {})
         self._pm, self._strategy_spec = plugin_manager, sampling_strategy
         self.queue_size, self.progress, self.precompute = queue_size, progress, precompute
@@ -203,6 +208,7 @@ class DataBackendFactory:
     def _build_metadata(self, details: dict[str, Any]) -> None:
         plan, context = self._ctx()
         self.conditioning = ConditioningBuild(plan, context)
+        self.conditioning.image_encoder = self.conditioning_image_encoder
         for dataset in self._enabled():
             if dataset.auto_generated:  # generated conditioning: outputs before the scan
                 self.conditioning.generate(dataset, self.storages[dataset.id], self.metadata,
@@ -229,7 +235,8 @@ class DataBackendFactory:
         if self.precompute and can_encode:
             self.cache_runs = precompute_plan(
                 plan, context, text_encoder=self.text_encoder, image_encoder=self.image_encoder,
-                metadata=self.metadata, progress=self.progress)
+                metadata=self.metadata, progress=self.progress,
+                conditioning_image_encoder=self.conditioning_image_encoder)
             barrier(self.world_size)
             assert self.conditioning is not None
             self.conditioning.drop_unloadable(self.cache_runs, self.world_size)

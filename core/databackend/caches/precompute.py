@@ -112,12 +112,14 @@ def precompute_plan(plan: DataPlan, context: BuildContext, *, text_encoder: Text
                     image_encoder: ImageEncoder,
                     metadata: Mapping[str, MetadataBackend] | None = None,
                     progress: bool | None = None, batch_size: int = 8,
-                    text_batch_size: int = 32, include_ondemand: bool = False) -> list[CacheRun]:
+                    text_batch_size: int = 32, include_ondemand: bool = False,
+                    conditioning_image_encoder: Any = None) -> list[CacheRun]:
     """Fill the latent cache of every enabled dataset and every text cache they use.
 
     ``metadata`` maps dataset ids to scanned metadata backends; missing ones are built and
     scanned. The empty caption (caption dropout) is always cached. Work is split by
     ``context.rank`` / ``context.world_size``. Returns one :class:`CacheRun` per cache.
+    ``conditioning_image_encoder`` fills the ``conditioning_image_embeds`` caches.
     """
     datasets = [d for d in plan.datasets if not d.disabled]
     metas = dict(metadata or {})
@@ -136,6 +138,9 @@ def precompute_plan(plan: DataPlan, context: BuildContext, *, text_encoder: Text
     runs = [_latents(plan, d, metas[d.id], context, image_encoder, options) for d in datasets]
     runs += conditioning_runs(plan, context, metas, image_encoder, options)
     runs += _texts(plan, datasets, metas, context, text_encoder, options)
+    from databackend.conditioning.image_embed_setup import image_embed_runs
+
+    runs += image_embed_runs(plan, context, metas, conditioning_image_encoder, progress)
     for run in runs:
         log.info("%s cache %s: %s", run.kind, run.name, run.report.to_dict())
     return runs

@@ -33,6 +33,13 @@ def _encoder(spec: str | None, kind: str) -> Any:
     return encoder
 
 
+def _reference_image_embedder() -> Any:
+    """The stand-in conditioning image encoder (only next to the other reference encoders)."""
+    from databackend.conditioning.image_embeds import ReferenceImageEmbedder
+
+    return ReferenceImageEmbedder()
+
+
 def _line(run: Any) -> str:
     r = run.report
     if r.skipped:
@@ -52,9 +59,12 @@ def _run(args: argparse.Namespace) -> int:
     text_encoder, image_encoder = _encoder(args.text_encoder, "text"), _encoder(
         args.image_encoder, "image")
     progress = False if args.no_progress else None
+    stand_in = args.text_encoder is None and args.image_encoder is None  # reference encoders
     runs = precompute_plan(plan, context, text_encoder=text_encoder, image_encoder=image_encoder,
                            progress=progress, batch_size=args.batch_size,
-                           text_batch_size=args.text_batch_size, include_ondemand=True)
+                           text_batch_size=args.text_batch_size, include_ondemand=True,
+                           conditioning_image_encoder=_reference_image_embedder() if stand_in
+                           else None)
     for run in runs:
         print(_line(run))
         for path, error in run.report.failed:

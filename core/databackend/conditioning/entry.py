@@ -13,7 +13,9 @@ ordered like ``rows``:
   segmentation maps, or any type with ``conditioning_output: pixels``); None otherwise;
 * ``captions`` and ``text_embeds`` (each encoder output stacked ``[B_k, ...]``): the
   conditioning samples' own captions and their embeddings, when the conditioning dataset has
-  its own captions (``conditioning/captions.py``); None otherwise.
+  its own captions (``conditioning/captions.py``); None otherwise;
+* ``image_embeds``: the conditioning samples' image embeddings, each encoder output stacked
+  ``[B_k, ...]``, when the conditioning dataset sets ``conditioning_image_embeds``; else None.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ class ConditioningEntry:
     pixels: torch.Tensor | None = None
     captions: list[str] | None = None
     text_embeds: dict[str, torch.Tensor] | None = None
+    image_embeds: dict[str, torch.Tensor] | None = None
 
     def __len__(self) -> int:
         return len(self.sample_ids)
@@ -55,8 +58,12 @@ class ConditioningEntry:
             latents = [move(t) for t in latents]
         elif latents is not None:
             latents = move(latents)
-        embeds = None if self.text_embeds is None else \
-            {k: move(v) for k, v in self.text_embeds.items()}
         return attrs.evolve(self, rows=move(self.rows), latents=latents,
                             pixels=None if self.pixels is None else move(self.pixels),
-                            text_embeds=embeds)
+                            text_embeds=_move_all(self.text_embeds, move),
+                            image_embeds=_move_all(self.image_embeds, move))
+
+
+def _move_all(tensors: dict[str, torch.Tensor] | None, move: Callable[[torch.Tensor], torch.Tensor]
+              ) -> dict[str, torch.Tensor] | None:
+    return None if tensors is None else {k: move(v) for k, v in tensors.items()}

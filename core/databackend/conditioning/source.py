@@ -20,6 +20,7 @@ import torch
 from databackend.conditioning.aligned import pixels_to_float
 from databackend.conditioning.captions import CaptionReader, swap_prompts
 from databackend.conditioning.entry import ConditioningEntry
+from databackend.conditioning.image_embed_setup import stacked
 from databackend.runtime.batch import Batch, Sample, _stack
 from databackend.runtime.seeding import uniform
 
@@ -46,6 +47,7 @@ class Link:
     paths: Any
     aligned: bool
     captions: CaptionReader | None = None
+    image_embeds: Any = None  #: its ImageEmbedCache (over conditioning rows), or None
 
 
 class ConditionedSource:
@@ -99,6 +101,8 @@ class ConditionedSource:
             if link.captions is not None:
                 captions, embeds = link.captions.read(rows, epoch=epoch, step=step)
                 entry = attrs.evolve(entry, captions=captions, text_embeds=embeds)
+            if link.image_embeds is not None:
+                entry = attrs.evolve(entry, image_embeds=stacked(link.image_embeds, rows))
             out.append(entry)
         return tuple(out)
 

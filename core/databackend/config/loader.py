@@ -25,6 +25,7 @@ from databackend.config.converter import make_converter, structure_errors
 from databackend.config.keys import ALIASES, UNIMPLEMENTED_KEYS
 from databackend.config.models import (
     BaseBackendConfig,
+    ConditioningImageEmbedBackendConfig,
     ImageBackendConfig,
     ImageEmbedBackendConfig,
     TextEmbedBackendConfig,
@@ -43,10 +44,10 @@ KIND_CLASSES: dict[str, type[BaseBackendConfig]] = {
     **dict.fromkeys(ImageBackendConfig.KINDS, ImageBackendConfig),
     "text_embeds": TextEmbedBackendConfig,
     "image_embeds": ImageEmbedBackendConfig,
+    "conditioning_image_embeds": ConditioningImageEmbedBackendConfig,
 }
 #: SimpleTuner dataset types that databackend does not handle yet.
-UNSUPPORTED_KINDS = ("audio", "caption", "conditioning_image_embeds", "distillation_cache",
-                     "grounding")
+UNSUPPORTED_KINDS = ("audio", "caption", "distillation_cache", "grounding")
 
 
 def read_json(path: str | os.PathLike[str]) -> Any:

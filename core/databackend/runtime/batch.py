@@ -82,6 +82,9 @@ class Batch:
     step: int
     conditioning: tuple[ConditioningEntry, ...] = ()
     source_captions: list[str] | None = None
+    #: the samples' conditioning image embeddings, each encoder output stacked ``[B, ...]``,
+    #: when the dataset sets ``conditioning_image_embeds`` (docs/conditioning.md), else None
+    conditioning_image_embeds: dict[str, torch.Tensor] | None = None
 
     def __len__(self) -> int:
         return len(self.sample_ids)
@@ -110,7 +113,9 @@ class Batch:
             text_embeds={k: move(v) for k, v in self.text_embeds.items()},
             original_sizes=move(self.original_sizes), crop_coords=move(self.crop_coords),
             target_sizes=move(self.target_sizes),
-            conditioning=tuple(c.map(move) for c in self.conditioning))
+            conditioning=tuple(c.map(move) for c in self.conditioning),
+            conditioning_image_embeds=None if self.conditioning_image_embeds is None else
+            {k: move(v) for k, v in self.conditioning_image_embeds.items()})
 
 
 def _stack_embeds(embeds: Sequence[Mapping[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
