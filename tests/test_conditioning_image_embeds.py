@@ -108,3 +108,30 @@ def test_config_rules_are_reported_together(tmp_path: Path) -> None:
                      "`conditioning_image_embed_batch_size` must be at least 1",
                      "'third': `cache_dir_conditioning_image_embeds` has no effect"):
         assert fragment in text, fragment
+
+
+def test_locations_eval_batches_and_no_encoder_at_precompute(tmp_path: Path) -> None:
+    from databackend.caches import ReferenceTextEncoder, ReferenceVAE
+    from databackend.caches.precompute import precompute_plan
+
+    src, _ = make_pairs(tmp_path, SPECS)
+    ev = {"id": "ev", "type": "local", "dataset_type": "eval", "instance_data_dir": str(src),
+          "conditioning_image_embeds": "clip",
+          "cache_dir_conditioning_image_embeds": str(tmp_path / "mine")}
+    cfg = entries(src, tmp_path, ev, store(tmp_path), conditioning_image_embeds="clip")
+    f = build(cfg, tmp_path)
+    default = tmp_path / "out/cache/conditioning_image_embeds/clip/src"
+    assert len(list(default.rglob("*.dbt"))) == 4
+    assert len(list((tmp_path / "mine/ev").rglob("*.dbt"))) == 4
+    batches = list(f.eval_batches("ev"))
+    assert sum(len(b) for b in batches) == 4
+    for b in batches:
+        for p, sid in enumerate(b.sample_ids):
+            torch.testing.assert_close(b.conditioning_image_embeds["image_embeds"][p],
+                                       embed(src / sid.split(":", 1)[1]))
+    assert f.conditioning.image_embed_caches["ev"].stats.encoded == 0
+    reports = precompute_plan(f.plan, f.context, text_encoder=ReferenceTextEncoder(width=16,
+                              seq_len=8), image_encoder=ReferenceVAE(), metadata=f.metadata)
+    f.close()
+    skipped = {r.name: r.report.skipped for r in reports if r.kind == "conditioning_image_embeds"}
+    assert skipped == {"src": "no conditioning image encoder", "ev": "no conditioning image encoder"}
