@@ -112,26 +112,24 @@ class ImageEmbedCache(CacheBase):
         return key, keys.join(self.prefix, path)
 
     def get_many(self, rows: Sequence[int]) -> list[Embeds]:
-        """The embeddings of ``rows``, in order (verified; misses encoded and written)."""
-        located = [self._memo[int(r)] for r in rows]
+        """The embeddings of ``rows``, in order (verified; misses encoded once and written)."""
+        unique = list(dict.fromkeys(int(r) for r in rows))
+        located = [self._memo[r] for r in unique]
         entries = self._read([p for _, p in located], [k for k, _ in located])
-        out: list[Embeds | None] = []
+        found: dict[int, Embeds] = {}
         todo: list[int] = []
-        for n, (row, (_, path), entry) in enumerate(zip(rows, located, entries, strict=True)):
+        for row, (_, path), entry in zip(unique, located, entries, strict=True):
             if isinstance(entry, tuple):
-                out.append(entry[0])
+                found[row] = entry[0]
                 continue
-            self._miss(int(row), path, entry)
-            out.append(None)
-            todo.append(n)
-        self.stats.hits += len(rows) - len(todo)
+            self._miss(row, path, entry)
+            todo.append(row)
+        self.stats.hits += len(found)
         if todo:
-            fresh_rows = [int(rows[n]) for n in todo]
-            fresh = self._encode(fresh_rows)
-            for n, embeds in zip(todo, fresh, strict=True):
-                out[n] = embeds
-            self._store_fresh(lambda: self._write(fresh_rows, fresh), len(todo))
-        return [e for e in out if e is not None]
+            fresh = self._encode(todo)
+            found.update(zip(todo, fresh, strict=True))
+            self._store_fresh(lambda: self._write(todo, fresh), len(todo))
+        return [found[int(r)] for r in rows]
 
     def _miss(self, row: int, path: str, reason: str | None) -> None:
         self.stats.misses += 1
