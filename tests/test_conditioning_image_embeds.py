@@ -62,6 +62,7 @@ def test_batches_carry_the_embeddings_of_source_and_conditioning(tmp_path: Path)
             torch.testing.assert_close(entry.image_embeds["image_embeds"][j],
                                        embed(cond / sid.split(":", 1)[1]))
     stats = f.conditioning.image_embed_caches["src"].stats
+    assert f.cache_stats()["image_embeds:hint"]["hits"] >= 4
     f.close()
     assert len(seen) == 4 and stats.hits >= 4 and (stats.misses, stats.encoded) == (0, 0)
     stored = sorted((tmp_path / "cache/clip").rglob("*.dbt"))
@@ -83,6 +84,7 @@ def test_a_bad_entry_is_recomputed_and_a_missing_encoder_is_an_error(tmp_path: P
     for _ in f.iterator(prefetch=False):
         pass
     stats = f.conditioning.image_embed_caches["src"].stats
+    assert f.cache_stats()["image_embeds:hint"]["hits"] >= 4
     f.close()
     assert (stats.repairs, stats.encoded) == (1, 1)
     with pytest.raises(ConfigError, match="no conditioning image encoder was given"):

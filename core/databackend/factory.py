@@ -426,6 +426,8 @@ class DataBackendFactory:
         if self.conditioning is not None:
             out.update({f"conditioning:{c.name}": c.stats.to_dict()
                         for c in self.conditioning.caches.values()})
+            out.update({f"image_embeds:{k}": c.stats.to_dict()
+                        for k, c in self.conditioning.image_embed_caches.items()})
         out.update({f"text:{c.name}": c.stats.to_dict() for c in self.text_caches.values()})
         return out
 
