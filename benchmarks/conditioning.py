@@ -9,9 +9,13 @@
    conditioning files with another extension) in microseconds per sample, and pairing the
    real dataset against a warm rescan of its two datasets (target <= 0.5x: pairing adds at
    most half of what an unchanged rescan costs).
+3. **Conditioning image embeddings.** With ``--image-embeds``, also the batches/s of the
+   conditioning runtime whose source and hint datasets both set ``conditioning_image_embeds``
+   (two more small cache reads per sample) against the same conditioning runtime without them
+   (figure 1's, over the same batches; target >= 0.6x).
 
     python benchmarks/conditioning.py [--images 160] [--batch 4] [--repeats 5] [--block 10]
-        [--listing 100000]
+        [--listing 100000] [--image-embeds]
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from databackend.caches import ReferenceTextEncoder, ReferenceVAE
+from databackend.conditioning.image_embeds import ReferenceImageEmbedder
 from databackend.conditioning.pairing import compute_pairing
 from databackend.factory import DataBackendFactory
 from databackend.metadata.index import SkippedFiles
@@ -53,8 +58,9 @@ def make_dataset(root: Path, n: int) -> None:
         ImageOps.invert(image).save(root / "hint" / sub / f"{i:05d}.png")
 
 
-def entries(root: Path, conditioning: bool) -> list[dict[str, Any]]:
-    """The config; with ``conditioning`` the source names the hint dataset."""
+def entries(root: Path, conditioning: bool, embeds: bool = False) -> list[dict[str, Any]]:
+    """The config; with ``conditioning`` the source names the hint dataset; with ``embeds``
+    both have conditioning image embeddings."""
     cache = root / "cache"
     src: dict[str, Any] = {"id": "src", "type": "local", "instance_data_dir": str(root / "src"),
                            "caption_strategy": "textfile", "image_embeds": "vae", "repeats": 3}
@@ -66,10 +72,16 @@ def entries(root: Path, conditioning: bool) -> list[dict[str, Any]]:
         src["conditioning_data"] = "hint"
         out.append({"id": "hint", "type": "local", "instance_data_dir": str(root / "hint"),
                     "conditioning_type": "controlnet", "image_embeds": "vae"})
+    if embeds:
+        out.insert(2, {"id": "clip", "dataset_type": "conditioning_image_embeds",
+                       "type": "local", "cache_dir": str(cache / "clip")})
+        for d in out[3:]:
+            d["conditioning_image_embeds"] = "clip"
     return out
 
 
-def build(root: Path, batch: int, conditioning: bool) -> DataBackendFactory:
+def build(root: Path, batch: int, conditioning: bool, embeds: bool = False
+          ) -> DataBackendFactory:
     """A built factory (caches filled on the first call)."""
     pm = make_plugin_manager()
     if "local" not in PluginRegistry.collect(pm).backends:  # not pip-installed: use the source
@@ -77,8 +89,9 @@ def build(root: Path, batch: int, conditioning: bool) -> DataBackendFactory:
 
         pm.register(databackend_local, name="local")
     return DataBackendFactory(
-        entries(root, conditioning), text_encoder=ReferenceTextEncoder(),
+        entries(root, conditioning, embeds), text_encoder=ReferenceTextEncoder(),
         image_encoder=ReferenceVAE(), plugin_manager=pm,
+        conditioning_image_encoder=ReferenceImageEmbedder() if embeds else None,
         options={"output_dir": str(root / "out"), "resolution": 512, "seed": 1,
                  "resolution_type": "pixel_area", "train_batch_size": batch}).build()
 
@@ -130,6 +143,18 @@ def rescan_vs_pairing(root: Path, factory: DataBackendFactory) -> tuple[float, f
     return scan, pair
 
 
+def embeds_rate(root: Path, args: argparse.Namespace, base: DataBackendFactory, steps: int
+                ) -> tuple[float, float]:
+    """Batches/s with one conditioning dataset and image embeddings on both datasets, and of
+    ``base`` (the same without embeddings) over the same batches."""
+    embedded = build(root, args.batch, conditioning=True, embeds=True)
+    assert sum(embedded.runtime.batches_per_epoch.values()) == steps
+    try:
+        return paired_rates(embedded, base, steps, block=args.block, repeats=args.repeats)
+    finally:
+        embedded.close()
+
+
 def main() -> None:
     """Run the benchmark and print one line per target figure."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -138,6 +163,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--block", type=int, default=10)
     parser.add_argument("--listing", type=int, default=100_000)
+    parser.add_argument("--image-embeds", action="store_true",
+                        help="also measure conditioning image embeddings (figure 3)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     with tempfile.TemporaryDirectory(prefix="databackend-bench-") as tmp:
@@ -152,6 +179,7 @@ def main() -> None:
         with_c, without = paired_rates(ours, base, steps, block=args.block,
                                        repeats=args.repeats)
         scan, pair = rescan_vs_pairing(root, ours)
+        embedded = embeds_rate(root, args, ours, steps) if args.image_embeds else None
         ours.close()
         base.close()
     per_sample = listing_cost(args.listing)
@@ -163,6 +191,10 @@ def main() -> None:
           f"datasets {scan * 1e3:.3f} ms, ratio {pair / scan:.2f}x (target <= 0.5x)")
     print(f"pairing cost at {args.listing} samples (subfolders, other extension): "
           f"{per_sample:.2f} us per sample")
+    if embedded is not None:
+        print(f"iteration with conditioning image embeddings on source and hint "
+              f"{embedded[0]:.1f} batches/s, without them {embedded[1]:.1f} batches/s, "
+              f"ratio {embedded[0] / embedded[1]:.2f}x (target >= 0.6x)")
 
 
 if __name__ == "__main__":

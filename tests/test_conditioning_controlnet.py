@@ -59,6 +59,8 @@ def test_every_conditioning_latent_matches_its_source_crop(pairs: tuple[Path, Pa
         wrong = vae(-pixels.flip(-1))  # a misaligned crop would be far off
         assert (entry.latents.float() - wrong.float()).abs().max() > 0.1
         seen.update(b.indices)
+        moved = b.pin_memory() if torch.cuda.is_available() else b.to("cpu")
+        assert torch.equal(moved.conditioning[0].latents, entry.latents)
     assert len(seen) == len(source_meta.index)
 
 

@@ -114,3 +114,19 @@ def test_third_party_generator(src: Path, tmp_path: Path) -> None:
         torch.testing.assert_close(entry.latents.float(), vae(-pixels).float(), atol=2e-2,
                                    rtol=0)
     f.close()
+
+
+def test_scan_command_generates_and_pairs(src: Path, tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from databackend.cli import main
+
+    config = tmp_path / "multidatabackend.json"
+    config.write_text(json.dumps(entries(src, tmp_path, conditioning={"type": "jpeg"})))
+    flags = ["--option", f"output_dir={tmp_path / 'out'}", "--option", "resolution=64",
+             "--option", "aspect_bucket_alignment=16", "--no-progress", "--json"]
+    assert main(["scan", str(config), *flags]) == 0
+    (pairing,) = json.loads(capsys.readouterr().out)["pairing"]
+    assert pairing["conditioning"] == "src_conditioning_jpeg_artifacts"
+    assert pairing["paired"] == 4 and pairing["unpaired"] == {}

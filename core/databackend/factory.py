@@ -39,6 +39,7 @@ from databackend.caches import (
 )
 from databackend.caches.stores import local_files
 from databackend.conditioning.build import ConditioningBuild, is_aligned_conditioning
+from databackend.conditioning.image_embeds import ReferenceImageEmbedder
 from databackend.config.loader import load_config, parse_entries
 from databackend.config.models import ImageBackendConfig
 from databackend.config.plan import DataPlan
@@ -103,7 +104,8 @@ class DataBackendFactory:
                  sampling_strategy: StrategySpec | None = None, queue_size: int = 10,
                  progress: bool | None = False, precompute: bool = True,
                  max_epochs: int | None = None,
-                 media_encoders: Mapping[str, Any] | None = None) -> None:
+                 media_encoders: Mapping[str, Any] | None = None,
+                 conditioning_image_encoder: Any = None) -> None:
         """Store the inputs; nothing is built until :meth:`build`."""
         opts = options if isinstance(options, FactoryOptions) else \
             FactoryOptions.from_mapping(options or {})
@@ -121,6 +123,10 @@ class DataBackendFactory:
             from databackend.media.wiring import reference_media_encoders
 
             self.media_encoders = reference_media_encoders(self.media_encoders)
+        #: CLIP-vision style encoder of `conditioning_image_embeds` (docs/conditioning.md)
+        self.conditioning_image_encoder = conditioning_image_encoder if \
+            conditioning_image_encoder is not None or not use_reference_encoders else \
+            ReferenceImageEmbedder()
         self._config, self._variables = config, dict(variables or {})
         self._pm, self._strategy_spec = plugin_manager, sampling_strategy
         self.queue_size, self.progress, self.precompute = queue_size, progress, precompute
@@ -218,6 +224,7 @@ class DataBackendFactory:
     def _build_metadata(self, details: dict[str, Any]) -> None:
         plan, context = self._ctx()
         self.conditioning = ConditioningBuild(plan, context)
+        self.conditioning.image_encoder = self.conditioning_image_encoder
         for dataset in self._enabled():
             if dataset.auto_generated:  # generated conditioning: outputs before the scan
                 self.conditioning.generate(dataset, self.storages[dataset.id], self.metadata,
@@ -250,7 +257,8 @@ class DataBackendFactory:
             self.cache_runs = precompute_plan(
                 plan, context, text_encoder=self.text_encoder, image_encoder=self.image_encoder,
                 metadata=self.metadata, progress=self.progress,
-                media_encoders=self.media_encoders)
+                media_encoders=self.media_encoders,
+                conditioning_image_encoder=self.conditioning_image_encoder)
             barrier(self.world_size, timeout_s=self.options.peer_timeout_s, stage="cache")
             assert self.conditioning is not None
             self.conditioning.drop_unloadable(self.cache_runs, self.world_size)
@@ -299,12 +307,7 @@ class DataBackendFactory:
         caches, without the samples that cannot be trained (latents that could not be made,
         no conditioning pair), with its conditioning entries. ``fresh_text_cache`` opens its
         own text cache object (a reader in another thread than the prefetcher's)."""
-        plan, context = self._ctx()
-        entry = plan.text_embeds_for(dataset)
-        texts = self.text_caches[entry.id if entry else None]
-        if fresh_text_cache:
-            encoder, identity = _encoder_and_identity(self.text_encoder)
-            texts = open_text_cache_entry(entry, context, encoder, identity=identity)
+        texts = self._texts_of(dataset, fresh_text_cache)
         index = self.metadata[dataset.id].index
         buckets = self._loadable_buckets(dataset.id, index)
         assert self.conditioning is not None
@@ -316,7 +319,16 @@ class DataBackendFactory:
                                         seed=self.options.seed,
                                         buckets=paired if paired is not None else buckets, **extra)
         encoder, identity = _encoder_and_identity(self.image_encoder)
-        return self.conditioning.wrap(dataset.id, source, self.metadata, encoder, identity)
+        return self.conditioning.wrap(dataset.id, source, self.metadata, encoder, identity,
+                                      texts=lambda d: self._texts_of(d, fresh_text_cache))
+
+    def _texts_of(self, dataset: ImageBackendConfig, fresh: bool) -> TextEmbedCache:
+        plan, context = self._ctx()
+        entry = plan.text_embeds_for(dataset)
+        if not fresh:
+            return self.text_caches[entry.id if entry else None]
+        encoder, identity = _encoder_and_identity(self.text_encoder)
+        return open_text_cache_entry(entry, context, encoder, identity=identity)
 
     def eval_batches(self, dataset_id: str | None = None, *, batch_size: int | None = None,
                      shard: bool = False) -> Iterator[Batch]:
@@ -374,7 +386,8 @@ class DataBackendFactory:
     def _new_epoch(self, epoch: int) -> None:
         """Epoch hook: caches with ``vae_cache_clear_each_epoch`` are cleared by rank 0."""
         if self.rank == 0:
-            for cache in self.latent_caches.values():
+            linked = self.conditioning.caches.values() if self.conditioning else ()
+            for cache in [*self.latent_caches.values(), *linked]:
                 cache.new_epoch(epoch)
 
     # --- iteration -----------------------------------------------------------------------------
@@ -460,6 +473,8 @@ class DataBackendFactory:
         if self.conditioning is not None:
             out.update({f"conditioning:{c.name}": c.stats.to_dict()
                         for c in self.conditioning.caches.values()})
+            out.update({f"image_embeds:{k}": c.stats.to_dict()
+                        for k, c in self.conditioning.image_embed_caches.items()})
         out.update({f"latents:{c.name}": c.stats.to_dict() for c in self.first_frame_caches.values()})
         out.update({f"text:{c.name}": c.stats.to_dict() for c in self.text_caches.values()})
         return out

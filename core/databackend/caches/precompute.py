@@ -80,15 +80,17 @@ def _media_runs(plan: DataPlan, datasets: list[ImageBackendConfig],
 def _texts(plan: DataPlan, datasets: Iterable[ImageBackendConfig],
            metas: Mapping[str, MetadataBackend], context: BuildContext, encoder: TextEncoder,
            options: Mapping[str, Any]) -> list[CacheRun]:
+    from databackend.conditioning.captions import captions_to_cache, has_own_captions
+
     groups: dict[str | None, set[str]] = {}
     entries = {}
     for dataset in datasets:
-        if dataset.dataset_type == "conditioning":  # their captions never reach a batch
-            continue
+        if dataset.dataset_type == "conditioning" and not has_own_captions(dataset):
+            continue  # no captions of its own reach a batch (conditioning/captions.py)
         entry = plan.text_embeds_for(dataset)
         entries[entry.id if entry else None] = entry
         groups.setdefault(entry.id if entry else None, {""}).update(
-            dataset_captions(metas[dataset.id].index))
+            captions_to_cache(dataset, metas[dataset.id].index))
     runs = []
     for key, captions in groups.items():
         cache = open_text_cache_entry(entries[key], context, encoder)
@@ -110,13 +112,15 @@ def precompute_plan(plan: DataPlan, context: BuildContext, *, text_encoder: Text
                     metadata: Mapping[str, MetadataBackend] | None = None,
                     progress: bool | None = None, batch_size: int = 8,
                     text_batch_size: int = 32, include_ondemand: bool = False,
-                    media_encoders: Mapping[str, Any] | None = None) -> list[CacheRun]:
+                    media_encoders: Mapping[str, Any] | None = None,
+                    conditioning_image_encoder: Any = None) -> list[CacheRun]:
     """Fill the latent cache of every enabled dataset and every text cache they use.
 
     ``metadata`` maps dataset ids to scanned metadata backends; missing ones are built and
     scanned. The empty caption (caption dropout) is always cached. Work is split by
     ``context.rank`` / ``context.world_size``. Returns one :class:`CacheRun` per cache.
     Media datasets (video) use ``media_encoders[kind]`` (docs/video.md).
+    ``conditioning_image_encoder`` fills the ``conditioning_image_embeds`` caches.
     """
     datasets = [d for d in plan.datasets if not d.disabled]
     metas = dict(metadata or {})
@@ -138,6 +142,9 @@ def precompute_plan(plan: DataPlan, context: BuildContext, *, text_encoder: Text
     runs += _media_runs(plan, [d for d in datasets if is_media(d)], metas, context, options)
     runs += conditioning_runs(plan, context, metas, image_encoder, options)
     runs += _texts(plan, datasets, metas, context, text_encoder, options)
+    from databackend.conditioning.image_embed_setup import image_embed_runs
+
+    runs += image_embed_runs(plan, context, metas, conditioning_image_encoder, progress)
     for run in runs:
         log.info("%s cache %s: %s", run.kind, run.name, run.report.to_dict())
     return runs

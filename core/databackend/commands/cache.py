@@ -38,6 +38,13 @@ def _encoder(spec: str | None, kind: str, args: Any = None) -> Any:
     return encoder
 
 
+def _reference_image_embedder() -> Any:
+    """The stand-in conditioning image encoder (only next to the other reference encoders)."""
+    from databackend.conditioning.image_embeds import ReferenceImageEmbedder
+
+    return ReferenceImageEmbedder()
+
+
 def _line(run: Any) -> str:
     r = run.report
     if r.skipped:
@@ -88,6 +95,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.verify:
         return _verify(args, plan, context, text_encoder, image_encoder)
     progress = False if args.no_progress else None
+    stand_in = args.text_encoder is None and args.image_encoder is None  # reference encoders
     if args.engine == "ray":  # scan and fill on a Ray cluster (docs/scale.md)
         from databackend.engines.raycache import run_cache
 
@@ -99,7 +107,9 @@ def _run(args: argparse.Namespace) -> int:
                                batch_size=args.batch_size,
                                text_batch_size=args.text_batch_size, include_ondemand=True,
                                media_encoders=_media_encoders(args.video_encoder,
-                                                              args.audio_encoder))
+                                                              args.audio_encoder),
+                               conditioning_image_encoder=_reference_image_embedder()
+                               if stand_in else None)
     for run in runs:
         print(_line(run))
         for path, error in run.report.failed:

@@ -10,7 +10,7 @@ sampled (or eval) dataset; :func:`conditioning_runs` fills the conditioning cach
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -19,10 +19,18 @@ from databackend.caches.base import PrecomputeReport
 from databackend.caches.stores import open_latent_cache
 from databackend.conditioning import config as cc
 from databackend.conditioning.aligned import AlignedSource, PixelEncoder
+from databackend.conditioning.captions import CaptionReader, fixed_captions, has_own_captions
 from databackend.conditioning.generate import GeneratedOutputs, GenerationReport
 from databackend.conditioning.generator import generator_classes
+from databackend.conditioning.image_embed_setup import (
+    EmbeddedSource,
+    open_image_embed_cache,
+    uses_image_embeds,
+)
+from databackend.conditioning.image_embeds import ImageEmbedCache
 from databackend.conditioning.pairing import Pairing, load_or_pair, unpair
 from databackend.conditioning.source import ConditionedSource, Link
+from databackend.errors import ConfigError
 from databackend.metadata.params import index_folder
 from databackend.runtime.distributed import gather_union
 from databackend.storage.localdir import LocalDirectory
@@ -58,6 +66,9 @@ class ConditioningBuild:
         self.pairings: dict[Pair, Pairing] = {}
         #: the caches the runtime reads, per link
         self.caches: dict[Pair, LatentCache] = {}
+        #: the trainer's conditioning image encoder and the caches it fills, per dataset
+        self.image_encoder: Any = None
+        self.image_embed_caches: dict[str, ImageEmbedCache] = {}
         self._outputs: dict[str, GeneratedOutputs] = {}
         self._cond_paths: dict[str, Any] = {}
 
@@ -100,7 +111,8 @@ class ConditioningBuild:
         """Unpair the source samples whose conditioning image failed to load at precompute
         (reason ``conditioning_unloadable``; the union over ranks, so all ranks agree)."""
         for (src, c), pairing in list(self.pairings.items()):
-            names = {("conditioning", f"{c}@{src}"), ("latents", c)}
+            names = {("conditioning", f"{c}@{src}"), ("latents", c),
+                     ("conditioning_image_embeds", c)}
             mine = [path for r in runs if (r.kind, r.name) in names for path, _ in r.report.failed]
             failed = set(gather_union(mine, world_size))
             if failed:
@@ -138,8 +150,11 @@ class ConditioningBuild:
         return cache
 
     def wrap(self, source_id: str, inner: Any, metadata: Mapping[str, Any], encoder: Any,
-             identity: str | None) -> Any:
-        """``inner`` with its conditioning (``inner`` itself when it has none)."""
+             identity: str | None, texts: Callable[[Any], Any] | None = None) -> Any:
+        """``inner`` with its conditioning (``inner`` itself when it has none); ``texts``
+        gives a dataset's text cache (for conditioning datasets with their own captions)."""
+        if uses_image_embeds(self.datasets[source_id]):
+            inner = EmbeddedSource(inner, self.embed_cache(source_id, metadata))
         conds = self.links.get(source_id)
         if not conds:
             return inner
@@ -149,9 +164,33 @@ class ConditioningBuild:
             links.append(Link(dataset_id=c, conditioning_type=cc.effective_type(d),
                               output=cc.output_of(d), rows=self.pairings[(source_id, c)].rows,
                               cache=self.cache(source_id, c, metadata, encoder, identity),
-                              paths=metadata[c].index.paths, aligned=is_aligned_conditioning(d)))
+                              paths=metadata[c].index.paths, aligned=is_aligned_conditioning(d),
+                              captions=self._captions(d, metadata, texts),
+                              image_embeds=self.embed_cache(c, metadata)
+                              if uses_image_embeds(d) else None))
         mode = self.context.options.conditioning_multidataset_sampling
         return ConditionedSource(inner, links, mode=mode, seed=self.context.options.seed)
+
+    def embed_cache(self, dataset_id: str, metadata: Mapping[str, Any]) -> ImageEmbedCache:
+        """A dataset's conditioning image embed cache, opened once (a config error without a
+        conditioning image encoder)."""
+        if dataset_id not in self.image_embed_caches:
+            if self.image_encoder is None:
+                raise ConfigError([f"dataset {dataset_id!r} sets `conditioning_image_embeds`, "
+                                   "but no conditioning image encoder was given "
+                                   "(DataBackendFactory(conditioning_image_encoder=...))"],
+                                  source=self.plan.source)
+            self.image_embed_caches[dataset_id] = open_image_embed_cache(
+                self.plan, self.datasets[dataset_id], metadata[dataset_id], self.context,
+                self.image_encoder)
+        return self.image_embed_caches[dataset_id]
+
+    def _captions(self, d: ImageBackendConfig, metadata: Mapping[str, Any],
+                  texts: Callable[[Any], Any] | None) -> CaptionReader | None:
+        if texts is None or not has_own_captions(d):
+            return None
+        return CaptionReader(d.id, metadata[d.id].index, texts(d), seed=self.context.options.seed,
+                             fixed=fixed_captions(d))
 
     def summary(self) -> dict[str, Any]:
         """Pairing counts and generation figures (JSON-ready)."""

@@ -162,8 +162,10 @@ def check(datasets: Sequence[ImageBackendConfig]) -> list[str]:
 
 def finish(entries: Sequence[BaseBackendConfig]) -> tuple[list[BaseBackendConfig], list[str]]:
     """The loader's conditioning step: rules, then settings inheritance."""
+    from databackend.conditioning import image_embed_setup  # (import cycle)
+
     datasets = [e for e in entries if isinstance(e, ImageBackendConfig)]
-    problems = check(datasets)
+    problems = check(datasets) + image_embed_setup.check(entries)
     synced, found = synchronize(datasets)
     by_id = {d.id: d for d in synced}
     return [by_id.get(e.id, e) if isinstance(e, ImageBackendConfig) else e

@@ -10,7 +10,12 @@ ordered like ``rows``:
   types have exactly the source latents' ``h, w``), or a list of ``[C, h, w]`` when the sizes
   differ within the batch (``reference_loose``); None when the entry carries pixels;
 * ``pixels``: ``[B_k, 3, H, W]`` float32 in ``[-1, 1]`` at the source's target size (masks,
-  segmentation maps, or any type with ``conditioning_output: pixels``); None otherwise.
+  segmentation maps, or any type with ``conditioning_output: pixels``); None otherwise;
+* ``captions`` and ``text_embeds`` (each encoder output stacked ``[B_k, ...]``): the
+  conditioning samples' own captions and their embeddings, when the conditioning dataset has
+  its own captions (``conditioning/captions.py``); None otherwise;
+* ``image_embeds``: the conditioning samples' image embeddings, each encoder output stacked
+  ``[B_k, ...]``, when the conditioning dataset sets ``conditioning_image_embeds``; else None.
 """
 
 from __future__ import annotations
@@ -34,6 +39,9 @@ class ConditioningEntry:
     sample_ids: list[str]
     latents: torch.Tensor | list[torch.Tensor] | None = None
     pixels: torch.Tensor | None = None
+    captions: list[str] | None = None
+    text_embeds: dict[str, torch.Tensor] | None = None
+    image_embeds: dict[str, torch.Tensor] | None = None
 
     def __len__(self) -> int:
         return len(self.sample_ids)
@@ -51,4 +59,11 @@ class ConditioningEntry:
         elif latents is not None:
             latents = move(latents)
         return attrs.evolve(self, rows=move(self.rows), latents=latents,
-                            pixels=None if self.pixels is None else move(self.pixels))
+                            pixels=None if self.pixels is None else move(self.pixels),
+                            text_embeds=_move_all(self.text_embeds, move),
+                            image_embeds=_move_all(self.image_embeds, move))
+
+
+def _move_all(tensors: dict[str, torch.Tensor] | None, move: Callable[[torch.Tensor], torch.Tensor]
+              ) -> dict[str, torch.Tensor] | None:
+    return None if tensors is None else {k: move(v) for k, v in tensors.items()}

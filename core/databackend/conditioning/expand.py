@@ -20,7 +20,7 @@ from databackend.config.rules import suggest
 from databackend.options import FactoryOptions
 from databackend.registry import PluginRegistry
 
-__all__ = ["SPEC_KEYS", "expand_generators", "split_spec"]
+__all__ = ["SPEC_KEYS", "expand_generators", "spec_captions", "split_spec"]
 
 #: Keys of a generator spec that are not generator parameters.
 SPEC_KEYS = frozenset({"type", "conditioning_type", "captions", "caption_strategy",
@@ -36,6 +36,27 @@ def split_spec(spec: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
     both = sorted(set(top) & set(nested))
     return {**top, **nested}, [f"parameter `{k}` is given both at the top level and in "
                                "`params`" for k in both]
+
+
+def spec_captions(src: Mapping[str, Any], spec: Mapping[str, Any]
+                  ) -> tuple[list[str], list[str]]:
+    """A generated dataset's own captions (REFERENCE-MEDIA 2.3): a truthy ``captions`` (a
+    string or a list of strings), else the source's ``instance_prompt`` when the spec sets a
+    ``caption_strategy``; and notes (warnings; problems start with ``!``)."""
+    value, strategy, notes = spec.get("captions"), spec.get("caption_strategy"), []
+    if strategy not in (None, "instanceprompt"):
+        notes.append(f"caption_strategy {strategy!r} of generated conditioning is used as "
+                     "instanceprompt (its captions are `captions`)")
+    if not value:
+        prompt = src.get("instance_prompt") if strategy else None
+        if strategy and not prompt:
+            notes.append("caption_strategy without `captions` (and the source has no "
+                         "instance_prompt): the source's captions are used")
+        return ([prompt] if isinstance(prompt, str) and prompt else []), notes
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not all(isinstance(c, str) and c for c in items):
+        return [], [f"!`captions` must be a string or a list of non-empty strings; got {value!r}"]
+    return list(items), notes
 
 
 def _check_spec(spec: Any, classes: Mapping[str, type[ConditioningGenerator]]
@@ -87,15 +108,18 @@ def _expand_one(item: dict[str, Any], classes: Mapping[str, type[ConditioningGen
         problems += [f"{label}: conditioning[{n}]: {p}" for p in found]
         if cls is None or found:
             continue
-        if spec.get("captions") or spec.get("caption_strategy"):
-            warnings.append(f"{label}: conditioning[{n}]: captions of generated conditioning "
-                            "are not used (batches carry the source's captions)")
+        captions, notes = spec_captions(item, spec)
+        problems += [f"{label}: conditioning[{n}]: {p}" for p in notes if p.startswith("!")]
+        warnings += [f"{label}: conditioning[{n}]: {p}" for p in notes if not p.startswith("!")]
         gid = spec.get("id") or f"{item['id']}_conditioning_{cls.name}"
         k = 2
         while gid in taken:
             gid, k = f"{item['id']}_conditioning_{cls.name}_{k}", k + 1
         taken.add(gid)
         entry = _entry(item, spec, cls, params, gid, opts)
+        if captions:  # its own captions (conditioning/captions.py)
+            entry.update(caption_strategy="instanceprompt", instance_prompt=captions[0])
+            entry["conditioning_config"]["captions"] = captions
         os.makedirs(entry["instance_data_dir"], exist_ok=True)
         out.append(entry)
     return out

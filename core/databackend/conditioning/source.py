@@ -18,7 +18,9 @@ import numpy as np
 import torch
 
 from databackend.conditioning.aligned import pixels_to_float
+from databackend.conditioning.captions import CaptionReader, swap_prompts
 from databackend.conditioning.entry import ConditioningEntry
+from databackend.conditioning.image_embed_setup import stacked
 from databackend.runtime.batch import Batch, Sample, _stack
 from databackend.runtime.seeding import uniform
 
@@ -34,6 +36,7 @@ class Link:
     ``cache.tensors(keys)`` reads the stored tensors; ``keys`` are source rows when
     ``aligned`` (the cache is laid out over the source's rows), else conditioning rows.
     ``rows[i]`` is the conditioning row paired with source row ``i`` (-1: none).
+    ``captions`` reads the dataset's own captions (None: it has none).
     """
 
     dataset_id: str
@@ -43,6 +46,8 @@ class Link:
     rows: np.ndarray
     paths: Any
     aligned: bool
+    captions: CaptionReader | None = None
+    image_embeds: Any = None  #: its ImageEmbedCache (over conditioning rows), or None
 
 
 class ConditionedSource:
@@ -92,13 +97,28 @@ class ConditionedSource:
                                  f"conditioning dataset {link.dataset_id!r}")
             keys = [indices[p] for p in where] if link.aligned else rows
             tensors = link.cache.tensors(keys) if keys else []
-            out.append(_entry(link, torch.tensor(where, dtype=torch.int64), rows, tensors))
+            entry = _entry(link, torch.tensor(where, dtype=torch.int64), rows, tensors)
+            if link.captions is not None:
+                captions, embeds = link.captions.read(rows, epoch=epoch, step=step)
+                entry = attrs.evolve(entry, captions=captions, text_embeds=embeds)
+            if link.image_embeds is not None:
+                entry = attrs.evolve(entry, image_embeds=stacked(link.image_embeds, rows))
+            out.append(entry)
         return tuple(out)
+
+    @property
+    def swaps_prompts(self) -> bool:
+        """Whether conditioning captions replace the prompts (``random`` with several linked
+        datasets, one of them with its own captions; docs/conditioning.md)."""
+        return self.mode == "random" and len(self.links) > 1 and \
+            any(link.captions is not None for link in self.links)
 
     def batch(self, indices: list[int], *, epoch: int, step: int, bucket: Bucket) -> Batch:
         """The inner batch with its :attr:`Batch.conditioning` entries."""
         batch: Batch = self.inner.batch(indices, epoch=epoch, step=step, bucket=bucket)
-        return attrs.evolve(batch, conditioning=self.entries(indices, epoch=epoch, step=step))
+        entries = self.entries(indices, epoch=epoch, step=step)
+        batch = attrs.evolve(batch, conditioning=entries)
+        return swap_prompts(batch, entries) if self.swaps_prompts else batch
 
 
 def _entry(link: Link, where: torch.Tensor, rows: list[int], tensors: list[Any]

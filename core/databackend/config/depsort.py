@@ -46,7 +46,7 @@ def sort_datasets(entries: Sequence[BaseBackendConfig]) -> tuple[list[BaseBacken
                                                                  list[str] | None]:
     """Order entries for building; returns (ordered, cycle-or-None). Stable otherwise."""
     text = [e for e in entries if e.dataset_type == "text_embeds"]
-    image = [e for e in entries if e.dataset_type == "image_embeds"]
+    image = [e for e in entries if e.dataset_type in ("image_embeds", "conditioning_image_embeds")]
     data = [e for e in entries if isinstance(e, ImageBackendConfig)]
     after = dataset_edges(data)
     state: dict[str, int] = {}

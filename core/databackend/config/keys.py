@@ -22,8 +22,7 @@ UNIMPLEMENTED_KEYS = frozenset({
     "timestep_sampling_offset", "disable_validation", "scan_for_errors",
     "vae_cache_scan_behaviour", "metadata_update_interval", "image_processing_batch_size",
     "read_batch_size", "vae_batch_size", "max_workers", "delete_nsfw_images",
-    "conditioning_image_embeds", "cache_dir_conditioning_image_embeds",
-    "conditioning_image_embed_batch_size", "max_upscale_threshold", "ignore_epochs",
+    "max_upscale_threshold", "ignore_epochs",
     "memory_filesystem_path", "memory_filesystem_size", "memory_filesystem_sudo",
     "shorten_filenames", "video_column", "audio_column",
 })

@@ -27,6 +27,7 @@ from databackend.config import capabilities, depsort, rules
 from databackend.config.converter import make_converter, structure_errors
 from databackend.config.models import (
     BaseBackendConfig,
+    ConditioningImageEmbedBackendConfig,
     ImageBackendConfig,
     ImageEmbedBackendConfig,
     TextEmbedBackendConfig,
@@ -46,10 +47,10 @@ KIND_CLASSES: dict[str, type[BaseBackendConfig]] = {
     "text_embeds": TextEmbedBackendConfig,
     "image_embeds": ImageEmbedBackendConfig,
     **dict.fromkeys(AudioBackendConfig.KINDS, AudioBackendConfig),
+    "conditioning_image_embeds": ConditioningImageEmbedBackendConfig,
 }
 #: SimpleTuner dataset types that databackend does not handle yet.
-UNSUPPORTED_KINDS = ("caption", "conditioning_image_embeds", "distillation_cache",
-                     "grounding")
+UNSUPPORTED_KINDS = ("caption", "distillation_cache", "grounding")
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

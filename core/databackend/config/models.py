@@ -14,6 +14,7 @@ import attrs
 __all__ = [
     "IMAGE_DATASET_TYPES",
     "BaseBackendConfig",
+    "ConditioningImageEmbedBackendConfig",
     "ImageBackendConfig",
     "ImageEmbedBackendConfig",
     "TextEmbedBackendConfig",
@@ -54,6 +55,18 @@ class ImageEmbedBackendConfig(BaseBackendConfig):
     """Where VAE latents are stored (``dataset_type: image_embeds``)."""
 
     KINDS: ClassVar[tuple[str, ...]] = ("image_embeds",)
+
+    cache_dir: str | None = None
+    write_batch_size: int = 128
+    compress_cache: bool | None = None
+
+
+@attrs.frozen(kw_only=True)
+class ConditioningImageEmbedBackendConfig(BaseBackendConfig):
+    """Where conditioning image embeddings (CLIP-vision style) are stored
+    (``dataset_type: conditioning_image_embeds``; docs/conditioning.md)."""
+
+    KINDS: ClassVar[tuple[str, ...]] = ("conditioning_image_embeds",)
 
     cache_dir: str | None = None
     write_batch_size: int = 128
@@ -140,6 +153,10 @@ class ImageBackendConfig(BaseBackendConfig):
     # sampling policy for the whole config (None: the factory option; datasets that set it
     # must agree; docs/runtime.md "Sampling policies")
     sampling_policy: str | None = None
+    # conditioning image embeds (issue 12; docs/conditioning.md)
+    conditioning_image_embeds: str | None = None  #: a conditioning_image_embeds entry id
+    cache_dir_conditioning_image_embeds: str | None = None
+    conditioning_image_embed_batch_size: int | None = None
 
     @property
     def conditioning_ids(self) -> list[str]:

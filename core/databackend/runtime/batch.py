@@ -67,7 +67,9 @@ class Batch:
     and ``crop_coords`` ``[B, 2]`` as ``(top, left)``, all int64. ``sample_ids`` are
     ``"{dataset_id}:{path}"``. ``epoch`` counts from 1 and ``step`` is the 0-based global step.
     ``conditioning`` holds one :class:`ConditioningEntry` per linked conditioning dataset, in
-    config order (empty without conditioning; see docs/conditioning.md).
+    config order (empty without conditioning; see docs/conditioning.md). ``source_captions``
+    holds the dataset's own captions when conditioning captions may replace them (prompt swap,
+    docs/conditioning.md), else None.
     """
 
     latents: torch.Tensor
@@ -87,6 +89,10 @@ class Batch:
     video: VideoBatch | None = None
     #: audio datasets and the s2v audio of video batches (docs/audio.md)
     audio: AudioBatch | None = None
+    source_captions: list[str] | None = None
+    #: the samples' conditioning image embeddings, each encoder output stacked ``[B, ...]``,
+    #: when the dataset sets ``conditioning_image_embeds`` (docs/conditioning.md), else None
+    conditioning_image_embeds: dict[str, torch.Tensor] | None = None
 
     def __len__(self) -> int:
         return len(self.sample_ids)
@@ -117,7 +123,9 @@ class Batch:
             target_sizes=move(self.target_sizes),
             conditioning=tuple(c.map(move) for c in self.conditioning),
             video=None if self.video is None else self.video.map(move),
-            audio=None if self.audio is None else self.audio.map(move))
+            audio=None if self.audio is None else self.audio.map(move),
+            conditioning_image_embeds=None if self.conditioning_image_embeds is None else
+            {k: move(v) for k, v in self.conditioning_image_embeds.items()})
 
 
 def _stack_embeds(embeds: Sequence[Mapping[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
