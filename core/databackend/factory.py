@@ -30,8 +30,6 @@ from databackend.build import build_metadata, build_storage
 from databackend.caches import (
     CacheRun,
     LatentCache,
-    ReferenceTextEncoder,
-    ReferenceVAE,
     TextEmbedCache,
     open_latent_cache,
     open_text_cache_entry,
@@ -39,12 +37,18 @@ from databackend.caches import (
 )
 from databackend.caches.stores import local_files
 from databackend.conditioning.build import ConditioningBuild, is_aligned_conditioning
-from databackend.conditioning.image_embeds import ReferenceImageEmbedder
 from databackend.config.loader import load_config, parse_entries
 from databackend.config.models import ImageBackendConfig
 from databackend.config.plan import DataPlan
 from databackend.context import BuildContext
 from databackend.errors import ConfigError
+from databackend.factoryparts import (
+    build_source,
+    encoder_and_identity,
+    is_encoder,
+    resolve_encoders,
+    scan_summary,
+)
 from databackend.media.select import is_media
 from databackend.metadata.backend import MetadataBackend
 from databackend.metrics import Metrics
@@ -113,20 +117,11 @@ class DataBackendFactory:
             opts = FactoryOptions.from_mapping({"seed": seed}, base=opts)
         self.options = opts
         self.rank, self.world_size = resolve_rank(rank, world_size)
-        self.text_encoder, self.image_encoder = text_encoder, image_encoder
-        if use_reference_encoders:
-            self.text_encoder = text_encoder if text_encoder is not None else \
-                ReferenceTextEncoder()
-            self.image_encoder = image_encoder if image_encoder is not None else ReferenceVAE()
-        self.media_encoders = dict(media_encoders or {})
-        if use_reference_encoders:
-            from databackend.media.wiring import reference_media_encoders
-
-            self.media_encoders = reference_media_encoders(self.media_encoders)
-        #: CLIP-vision style encoder of `conditioning_image_embeds` (docs/conditioning.md)
-        self.conditioning_image_encoder = conditioning_image_encoder if \
-            conditioning_image_encoder is not None or not use_reference_encoders else \
-            ReferenceImageEmbedder()
+        #: the encoders (media: by kind; conditioning_image: ``conditioning_image_embeds``)
+        (self.text_encoder, self.image_encoder, self.media_encoders,
+         self.conditioning_image_encoder) = resolve_encoders(
+            text_encoder, image_encoder, media_encoders, conditioning_image_encoder,
+            reference=use_reference_encoders)
         self._config, self._variables = config, dict(variables or {})
         self._pm, self._strategy_spec = plugin_manager, sampling_strategy
         self.queue_size, self.progress, self.precompute = queue_size, progress, precompute
@@ -198,7 +193,7 @@ class DataBackendFactory:
 
     def _build_text_embeds(self, details: dict[str, Any]) -> None:
         plan, context = self._ctx()
-        encoder, identity = _encoder_and_identity(self.text_encoder)
+        encoder, identity = encoder_and_identity(self.text_encoder)
         for dataset in self._enabled():
             entry = plan.text_embeds_for(dataset)
             key = entry.id if entry else None
@@ -234,7 +229,7 @@ class DataBackendFactory:
             report = meta.scan(progress=bool(self.progress), rank=self.rank,
                                world_size=self.world_size)
             self.metadata[dataset.id] = meta
-            self.metrics.counters.setdefault("scan", {})[dataset.id] = _scan_summary(report)
+            self.metrics.counters.setdefault("scan", {})[dataset.id] = scan_summary(report)
         barrier(self.world_size, timeout_s=self.options.peer_timeout_s, stage="scan")
         self.conditioning.pair(self.metadata)
         details.update(samples=sum(len(m.index) for m in self.metadata.values()))
@@ -242,7 +237,7 @@ class DataBackendFactory:
     def _build_caches(self, details: dict[str, Any]) -> None:
         plan, context = self._ctx()
         images = [d for d in self._enabled() if not is_media(d)]
-        encoder, identity = _encoder_and_identity(self.image_encoder) if images else (None, "-")
+        encoder, identity = encoder_and_identity(self.image_encoder) if images else (None, "-")
         for dataset in self._enabled():
             if is_aligned_conditioning(dataset):  # read through its links' caches
                 continue
@@ -251,8 +246,8 @@ class DataBackendFactory:
                 continue
             self.latent_caches[dataset.id] = open_latent_cache(
                 plan, dataset, self.metadata[dataset.id], context, encoder, identity=identity)
-        can_encode = _is_encoder(self.text_encoder) and (
-            _is_encoder(self.image_encoder) or not images)
+        can_encode = is_encoder(self.text_encoder) and (
+            is_encoder(self.image_encoder) or not images)
         if self.precompute and can_encode:
             self.cache_runs = precompute_plan(
                 plan, context, text_encoder=self.text_encoder, image_encoder=self.image_encoder,
@@ -307,28 +302,7 @@ class DataBackendFactory:
         caches, without the samples that cannot be trained (latents that could not be made,
         no conditioning pair), with its conditioning entries. ``fresh_text_cache`` opens its
         own text cache object (a reader in another thread than the prefetcher's)."""
-        texts = self._texts_of(dataset, fresh_text_cache)
-        index = self.metadata[dataset.id].index
-        buckets = self._loadable_buckets(dataset.id, index)
-        assert self.conditioning is not None
-        paired = self.conditioning.paired_buckets(
-            dataset.id, buckets if buckets is not None else index.buckets())
-        extra = {"first_frames": self.first_frame_caches.get(dataset.id)} if is_media(dataset) \
-            else {}
-        source = _source_class(dataset)(dataset.id, index, self.latent_caches[dataset.id], texts,
-                                        seed=self.options.seed,
-                                        buckets=paired if paired is not None else buckets, **extra)
-        encoder, identity = _encoder_and_identity(self.image_encoder)
-        return self.conditioning.wrap(dataset.id, source, self.metadata, encoder, identity,
-                                      texts=lambda d: self._texts_of(d, fresh_text_cache))
-
-    def _texts_of(self, dataset: ImageBackendConfig, fresh: bool) -> TextEmbedCache:
-        plan, context = self._ctx()
-        entry = plan.text_embeds_for(dataset)
-        if not fresh:
-            return self.text_caches[entry.id if entry else None]
-        encoder, identity = _encoder_and_identity(self.text_encoder)
-        return open_text_cache_entry(entry, context, encoder, identity=identity)
+        return build_source(self, dataset, fresh_text_cache)
 
     def eval_batches(self, dataset_id: str | None = None, *, batch_size: int | None = None,
                      shard: bool = False) -> Iterator[Batch]:
@@ -500,41 +474,3 @@ class DataBackendFactory:
         from databackend.monitor.scalars import factory_scalars
 
         return factory_scalars(self)
-
-
-def _source_class(dataset: ImageBackendConfig) -> type[CachedSource]:
-    """The runtime source of a dataset: media sources add the video batch values."""
-    if dataset.dataset_type == "audio":  # docs/audio.md
-        from databackend.audio.source import AudioSource
-
-        return AudioSource
-    if is_media(dataset):
-        from databackend.media.source import MediaSource
-
-        return MediaSource
-    return CachedSource
-
-
-def _is_encoder(obj: Any) -> bool:
-    return obj is not None and not isinstance(obj, str)
-
-
-def _encoder_and_identity(obj: Any) -> tuple[Any, str | None]:
-    """``(encoder, None)`` for an encoder, ``(None, identity)`` for an identity string."""
-    if obj is None:
-        raise ValueError("the factory needs a text and an image encoder (or their identity "
-                         "strings for read-only caches); pass use_reference_encoders=True for "
-                         "the CPU stand-ins")
-    return (None, obj) if isinstance(obj, str) else (obj, None)
-
-
-def _scan_summary(report: Any) -> dict[str, Any]:
-    counts = getattr(report, "counts", {})
-    out = {"kept": counts.get("kept", 0), "skipped": dict(getattr(report, "skipped", {})),
-           "seconds": round(float(getattr(report, "elapsed", 0.0)), 4)}
-    if hasattr(report, "kind"):  # media: per-bucket frame counts (databackend.media.report)
-        out["kind"] = report.kind
-        out["buckets"] = [{k: b.to_dict()[k] for k in ("bucket", "count", "window_frames",
-                                                          "source_frames")}
-                          for b in report.buckets]
-    return out
