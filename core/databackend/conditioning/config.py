@@ -105,9 +105,9 @@ def _type_rules(d: ImageBackendConfig, kinds: dict[str, str]) -> list[str]:
         if d.conditioning_type:
             out.append(f"{label}: `conditioning_type` is only for conditioning datasets "
                        f"(dataset_type is {d.dataset_type!r})")
-        if d.source_dataset_id:
-            out.append(f"{label}: `source_dataset_id` is only for conditioning datasets "
-                       f"(dataset_type is {d.dataset_type!r})")
+        if d.source_dataset_id and d.dataset_type != "audio":  # audio: its video (s2v)
+            out.append(f"{label}: `source_dataset_id` is only for conditioning and audio "
+                       f"datasets (dataset_type is {d.dataset_type!r})")
     else:
         if d.conditioning_ids:
             out.append(f"{label}: a conditioning dataset cannot have `conditioning_data` "
