@@ -45,8 +45,8 @@ def test_every_rule_is_reported_at_once(registry: PluginRegistry, tmp_path: Path
         "dataset 'img': `conditioning_data` lists 'other' twice",
         "dataset 'img': `conditioning_data` names 'other', which is a image dataset, not a "
         "conditioning dataset",
-        "dataset 'other': `source_dataset_id` is only for conditioning and audio datasets (dataset_type "
-        "is 'image')",
+        "dataset 'other': `source_dataset_id` is only for conditioning and audio datasets "
+        "(dataset_type is 'image')",
         "dataset 'typed': `conditioning_type` is only for conditioning datasets (dataset_type "
         "is 'image')",
         "dataset 'hint': a conditioning dataset cannot have `conditioning_data` (conditioning "

@@ -61,7 +61,6 @@ def test_rules_and_unpaired_counts(roots: tuple[Path, Path], tmp_path: Path) -> 
     assert all(b.conditioning[0].sample_ids == [f"hint:{paired[s.split(':', 1)[1]]}"]
                for b in batches for s in b.sample_ids)
     summary = f.summary()
-    summary["run"] = {"steps": 0, "seconds": 0.0, "batches_per_s": 0.0, "epoch": 1, "step": 0}
     text = "\n".join(format_summary(summary))
     assert "pairing src <- hint: 5 paired, unpaired: ambiguous 1, ambiguous_flat 2" in text
     assert "precompute conditioning hint@src: 0 cached, 5 encoded" in text
