@@ -6,10 +6,15 @@ made for a cell that is not needed. An image column may be:
 * a ``datasets.Image`` feature (Arrow ``struct<bytes: binary, path: string>``);
 * raw ``binary`` / ``large_binary`` bytes;
 * a ``string`` path (absolute, or relative to the dataset's local folder).
+
+A relative path must stay inside that folder (``databackend.safepath.confined``: no ``..``,
+no symlinked folder leading out); a hub dataset has no local folder, so its relative paths are
+never read. Such cells read as empty (the row is skipped and counted).
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from collections.abc import Iterable, Sequence
@@ -17,6 +22,10 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+
+from databackend.safepath import UnsafePathError, confined
+
+log = logging.getLogger(__name__)
 
 __all__ = ["ImageCells", "caption_cells", "column_array", "column_chunks", "column_exists",
            "image_cells", "numbers"]
@@ -111,7 +120,16 @@ class ImageCells:
         path = self.paths[k]
         if not path or self.views[k] is not None:
             return None
-        full = path if os.path.isabs(path) or self.root is None else os.path.join(self.root, path)
+        if os.path.isabs(path):  # read where it is, as documented (docs/security.md)
+            full = path
+        elif self.root is None:  # a hub dataset: it would resolve against the working folder
+            return None
+        else:
+            try:
+                full = confined(self.root, path, what="path cell")
+            except UnsafePathError as exc:
+                log.warning("%s", exc)
+                return None
         return full if os.path.isfile(full) else None
 
     def data(self, k: int) -> bytes | memoryview | None:
