@@ -114,3 +114,19 @@ def test_split_listing_skips_special_files_like_the_full_listing(tmp_path: Path)
     assert found == expected == ["img0.png", "img1.png", "sub/deep.png"]
     assert sum(split.skipped.values()) == sum(full.skipped.values()) == 4, split.skipped
     assert snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize("config", ['["not", "an", "object"]', '{"_class_name": "__class__"}',
+                                    '{"_class_name": "os"}', '{"_class_name": ["x"]}',
+                                    "[" * 100_000])
+def test_model_folder_config_names_only_model_classes(tmp_path: Path, config: str) -> None:
+    """A VAE folder's config.json cannot reach anything but a diffusers model class."""
+    pytest.importorskip("diffusers")
+    from databackend.adapters.folders import load_folder
+    from databackend.errors import ConfigError
+
+    folder = tmp_path / "vae"
+    folder.mkdir()
+    (folder / "config.json").write_text(config)
+    with pytest.raises(ConfigError, match="vae"):
+        load_folder(str(folder), "image")
