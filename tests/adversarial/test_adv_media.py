@@ -130,3 +130,21 @@ def test_model_folder_config_names_only_model_classes(tmp_path: Path, config: st
     (folder / "config.json").write_text(config)
     with pytest.raises(ConfigError, match="vae"):
         load_folder(str(folder), "image")
+
+
+def test_declared_audio_sizes_never_size_a_huge_window() -> None:
+    """A header declaring billions of samples, an absurd rate or channel count: ``too_long``."""
+    from databackend.audio.spec import MAX_WINDOW_VALUES, AudioSpec
+    from databackend.media.record import MediaInfo
+
+    spec = AudioSpec(AudioSettings())
+    for samples, rate, channels in ((2**40, 44_100, 2), (2**31, 2**31 - 1, 1),
+                                    (44_100 * 60, 44_100, 65_535)):
+        info = MediaInfo(kind="audio", samples=samples, sample_rate=rate, channels=channels,
+                         duration=samples / rate)
+        assert spec.plan(info, "k", 0).reason == "too_long", (samples, rate, channels)
+    fine = MediaInfo(kind="audio", samples=44_100 * 7, sample_rate=44_100, channels=2,
+                     duration=7.0)
+    plan = spec.plan(fine, "k", 0)
+    assert plan.reason is None and plan.window is not None
+    assert plan.window.length * 2 <= MAX_WINDOW_VALUES
