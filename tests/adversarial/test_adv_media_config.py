@@ -101,3 +101,17 @@ def test_fuzzed_media_blocks_never_crash_validate(tmp_path: Path, video: dict[st
                   or (isinstance(v, int) and not isinstance(v, bool) and abs(v) > 10**12)]
         if absurd:
             assert code == 1, (block, out)
+
+
+@pytest.mark.parametrize(("option", "expected"), [
+    ("framerate=0", "`framerate`"), ("framerate=99999999999999999999", "`framerate`"),
+    ("framerate=nan", "`framerate`"), ("mixture_steps_per_epoch=-1", "mixture_steps_per_epoch"),
+    ("mixture_steps_per_epoch=1e30", "mixture_steps_per_epoch"),
+    ("conditioning_multidataset_sampling=zzz", "conditioning_multidataset_sampling")])
+def test_bad_media_and_mixture_options(tmp_path: Path, option: str, expected: str) -> None:
+    """Factory options of the video, mixture and conditioning work: clear errors."""
+    images = image_folder(tmp_path / "images", 1)
+    config = write_config(tmp_path / "c.json", [{**dataset(images), "dataset_type": "video"}])
+    code, out = cli("validate", str(config), "--option", option,
+                    "--option", f"output_dir={tmp_path / 'out'}")
+    assert code == 1 and "Traceback" not in out and expected in out, out
