@@ -115,3 +115,11 @@ def test_bad_media_and_mixture_options(tmp_path: Path, option: str, expected: st
     code, out = cli("validate", str(config), "--option", option,
                     "--option", f"output_dir={tmp_path / 'out'}")
     assert code == 1 and "Traceback" not in out and expected in out, out
+
+
+@pytest.mark.parametrize("fmt", ["{nope}.txt", "{name.nope}", "{0}", "{"])
+def test_unfillable_lyrics_format(tmp_path: Path, fmt: str) -> None:
+    entry = {**dataset(tmp_path / "images"), "dataset_type": "audio",
+             "audio": {"lyrics_filename_format": fmt}}
+    out = _validate(tmp_path, entry)
+    assert "`audio.lyrics_filename_format`" in out and "cannot be filled" in out, out

@@ -190,7 +190,24 @@ def audio_problems(block: Any, top: Mapping[str, Any] | None = None) -> list[str
     merged = merged_block(block, top or {})
     out = [f"`audio.{k}`: unknown key{_suggest(k, BLOCK_KEYS)}"
            for k in sorted(merged) if k not in BLOCK_KEYS]
-    return out + _type_problems(merged) + _value_problems(merged)
+    return out + _type_problems(merged) + _value_problems(merged) + _lyrics_problems(merged)
+
+
+_LYRICS_TOKENS = {k: "x" for k in ("filename", "stem", "name", "suffix", "extension", "ext",
+                                    "parent", "dirname")}
+
+
+def _lyrics_problems(block: Mapping[str, Any]) -> list[str]:
+    """A ``lyrics_filename_format`` that cannot be filled with the documented tokens."""
+    fmt = block.get("lyrics_filename_format")
+    if not isinstance(fmt, str):
+        return []
+    try:
+        fmt.format(**_LYRICS_TOKENS)
+    except (KeyError, IndexError, ValueError, AttributeError, TypeError) as exc:
+        return [f"`audio.lyrics_filename_format` {fmt!r} cannot be filled ({type(exc).__name__}: "
+                f"{exc}); tokens: {', '.join('{' + k + '}' for k in _LYRICS_TOKENS)}"]
+    return []
 
 
 def audio_settings(block: Mapping[str, Any] | None, top: Mapping[str, Any] | None = None
