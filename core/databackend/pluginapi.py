@@ -30,6 +30,7 @@ from databackend.errors import (
     UnknownBackendError,
 )
 from databackend.markers import hookimpl
+from databackend.safepath import UnsafePathError, check_key, confined, neutralise_key
 from databackend.storage.base import FileInfo, StorageBackend
 
 if TYPE_CHECKING:  # the lazily loaded names, for type checkers
@@ -129,12 +130,16 @@ __all__ = [
     "StorageCaptions",
     "StorageError",
     "UnknownBackendError",
+    "UnsafePathError",
     "__version__",
     "aspect_out_of_range",
+    "check_key",
     "combined_fingerprint",
     "compute_geometry",
+    "confined",
     "filter_reason",
     "hookimpl",
+    "neutralise_key",
     "probe_bytes",
     "probe_file",
 ]

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from databackend.safepath import UnsafePathError, confined
+from databackend.pluginapi import UnsafePathError, confined
 
 log = logging.getLogger(__name__)
 
