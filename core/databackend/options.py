@@ -82,8 +82,8 @@ class FactoryOptions:
                        f"got {self.peer_timeout_s}")
         if self.max_image_pixels < 1:
             out.append(f"option `max_image_pixels` must be >= 1; got {self.max_image_pixels}")
-        if self.framerate < 1:
-            out.append(f"option `framerate` must be >= 1; got {self.framerate}")
+        if not 1 <= self.framerate <= 10_000:  # it sizes the default video.num_frames
+            out.append(f"option `framerate` must be between 1 and 10000; got {self.framerate}")
         if self.short_bucket_policy not in SHORT_BUCKET_POLICIES:
             out.append(f"option `short_bucket_policy` must be one of {SHORT_BUCKET_POLICIES}; "
                        f"got {self.short_bucket_policy!r}")
@@ -136,6 +136,8 @@ def _policy_problems(opts: FactoryOptions) -> list[str]:
     if opts.sampling_policy not in SAMPLING_POLICIES:
         out.append(f"option `sampling_policy` must be one of {SAMPLING_POLICIES}; "
                    f"got {opts.sampling_policy!r}")
-    if opts.mixture_steps_per_epoch is not None and opts.mixture_steps_per_epoch < 1:
-        out.append("option `mixture_steps_per_epoch` must be >= 1")
+    steps = opts.mixture_steps_per_epoch
+    if steps is not None and (not isinstance(steps, int) or isinstance(steps, bool)
+                              or not 1 <= steps <= 2**63 - 1):
+        out.append(f"option `mixture_steps_per_epoch` must be a whole number >= 1; got {steps!r}")
     return out

@@ -30,6 +30,7 @@ from databackend.errors import (
     UnknownBackendError,
 )
 from databackend.markers import hookimpl
+from databackend.safepath import UnsafePathError, check_key, confined, neutralise_key
 from databackend.storage.base import FileInfo, StorageBackend
 
 if TYPE_CHECKING:  # the lazily loaded names, for type checkers
@@ -60,7 +61,6 @@ if TYPE_CHECKING:  # the lazily loaded names, for type checkers
     from databackend.options import FactoryOptions
     from databackend.runtime.distributed import PeerTimeoutError, wait_for
     from databackend.runtime.strategies import DatasetView, SamplingStrategy
-    from databackend.safepath import UnsafePathError, check_key, confined
     from databackend.storage.fsspec_backend import FsspecBackend
     from databackend.storage.localdir import LocalDirectory
 
@@ -93,9 +93,6 @@ _LAZY = {
     "probe_file": "databackend.imageprobe",
     "SamplingStrategy": "databackend.runtime.strategies",
     "DatasetView": "databackend.runtime.strategies",
-    "check_key": "databackend.safepath",
-    "confined": "databackend.safepath",
-    "UnsafePathError": "databackend.safepath",
     "PeerTimeoutError": "databackend.runtime.distributed",
     "wait_for": "databackend.runtime.distributed",
     "VIDEO_EXTENSIONS": "databackend.media.kinds",
@@ -154,6 +151,7 @@ __all__ = [
     "filter_reason",
     "hookimpl",
     "looks_like_container",
+    "neutralise_key",
     "probe_bytes",
     "probe_file",
     "wait_for",

@@ -30,10 +30,22 @@ def is_model_folder(spec: str) -> bool:
 
 def _config(folder: Path) -> dict[str, Any]:
     try:
-        return json.loads((folder / "config.json").read_text(encoding="utf-8"))  # type: ignore[no-any-return]
-    except (OSError, ValueError) as exc:
+        found = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as exc:
         raise ConfigError([f"model folder {str(folder)!r}: cannot read config.json: {exc}"]
                           ) from exc
+    if not isinstance(found, dict):
+        raise ConfigError([f"model folder {str(folder)!r}: config.json is not a JSON object"])
+    return found
+
+
+def _model_class(module: Any, name: Any) -> Any:
+    """The public model class ``name`` of ``module`` (None unless it has ``from_pretrained``):
+    a name from config.json never reaches anything else."""
+    if not isinstance(name, str) or not name.isidentifier() or name.startswith("_"):
+        return None
+    cls = getattr(module, name, None)
+    return cls if isinstance(cls, type) and hasattr(cls, "from_pretrained") else None
 
 
 def _dtype(options: dict[str, Any]) -> dict[str, Any]:
@@ -55,7 +67,7 @@ def load_vae(folder: Path, **options: Any) -> Any:
     if (folder / "model_index.json").is_file():
         folder = folder / "vae"
     name = _config(folder).get("_class_name")
-    cls = getattr(diffusers, str(name), None) if name else None
+    cls = _model_class(diffusers, name)
     if cls is None:
         raise ConfigError([f"image encoder folder {str(folder)!r}: config.json names no "
                            f"diffusers model class (_class_name={name!r})"])
@@ -68,8 +80,9 @@ def _text_model(folder: Path, tokenizer_folder: Path, **options: Any) -> Any:
     from databackend.adapters.transformers_text import TransformersTextEncoder
 
     config = _config(folder)
-    arch = (config.get("architectures") or ["AutoModel"])[0]
-    cls = getattr(transformers, str(arch), None) or transformers.AutoModel
+    archs = config.get("architectures")
+    arch = archs[0] if isinstance(archs, list) and archs else "AutoModel"
+    cls = _model_class(transformers, arch) or transformers.AutoModel
     tokenizer = transformers.AutoTokenizer.from_pretrained(str(tokenizer_folder))
     model = cls.from_pretrained(str(folder), **_dtype(options))
     return TransformersTextEncoder(tokenizer, model, **options)

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from databackend.audio.settings import AudioSettings
+from databackend.safepath import key_problem
 
 if TYPE_CHECKING:
     from databackend.storage.base import StorageBackend
@@ -42,8 +43,9 @@ def lyrics_format(settings: AudioSettings, *, model_family: str,
 
 
 def _inside(path: str) -> str | None:
+    """``path`` normalised when it is a safe key under the dataset root (safepath), else None."""
     norm = posixpath.normpath(path)
-    if norm.startswith(("/", "../")) or norm in ("..", "."):
+    if norm == "." or key_problem(norm) is not None:
         return None
     return norm
 
@@ -59,7 +61,7 @@ def lyrics_candidates(path: str, settings: AudioSettings, fmt: str | None) -> li
     if fmt:
         try:
             names.append(fmt.format(**tokens))
-        except (KeyError, IndexError, ValueError) as exc:
+        except (KeyError, IndexError, ValueError, AttributeError, TypeError) as exc:
             log.warning("lyrics_filename_format %r: %s", fmt, exc)
     if settings.lyrics_suffix or settings.lyrics_extension:
         ext = (settings.lyrics_extension or "txt").lstrip(".")

@@ -13,6 +13,7 @@ instead of a silent fallback to 3.0, ``min_duration_seconds`` filters, and
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Mapping
 from typing import Any, TypeGuard
 
@@ -115,7 +116,8 @@ def merged_block(block: Mapping[str, Any] | None, top: Mapping[str, Any]) -> dic
 
 
 def _number(value: Any) -> TypeGuard[float]:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, (int, float)) and not isinstance(value, bool) \
+        and math.isfinite(value)
 
 
 def _int(value: Any) -> TypeGuard[int]:
@@ -125,7 +127,7 @@ def _int(value: Any) -> TypeGuard[int]:
 def _type_problems(block: Mapping[str, Any]) -> list[str]:
     checks: list[tuple[tuple[str, ...], Any, str]] = [
         (("duration_interval", "max_duration_seconds", "min_duration_seconds", "duration"),
-         _number, "a number"),
+         _number, "a finite number"),
         (("channels", "sample_rate"), _int, "an integer"),
         (("audio_only", "source_from_video", "auto_split", "allow_zero_audio"),
          lambda v: isinstance(v, bool), "a boolean (true/false)"),
@@ -155,6 +157,10 @@ def _value_problems(block: Mapping[str, Any]) -> list[str]:
         value = block.get(key)
         if _number(value) and value <= 0:
             out.append(f"`audio.{key}` must be > 0; got {value}")
+    for key in ("duration_interval", "max_duration_seconds", "min_duration_seconds", "duration"):
+        value = block.get(key)
+        if _number(value) and value > _MAX_SECONDS:
+            out.append(f"`audio.{key}` is out of range: {value:g} s (at most {_MAX_SECONDS:g})")
     lo, hi = block.get("min_duration_seconds"), block.get("max_duration_seconds")
     if _number(lo) and lo < 0:
         out.append(f"`audio.min_duration_seconds` must be >= 0; got {lo}")
@@ -163,9 +169,14 @@ def _value_problems(block: Mapping[str, Any]) -> list[str]:
                    f"`audio.max_duration_seconds` ({hi})")
     for key in ("channels", "sample_rate"):
         value = block.get(key)
-        if _int(value) and value < 1:
-            out.append(f"`audio.{key}` must be >= 1; got {value}")
+        if _int(value) and not 1 <= value <= _MAX_INT[key]:
+            out.append(f"`audio.{key}` must be between 1 and {_MAX_INT[key]}; got {value}")
     return out
+
+
+#: absurd values of the integer keys (they size resampling and decode buffers)
+_MAX_INT = {"channels": 1024, "sample_rate": 10_000_000}
+_MAX_SECONDS = 10_000_000.0  # durations: about 115 days
 
 
 def _suggest(word: str, choices: Any) -> str:
@@ -180,7 +191,24 @@ def audio_problems(block: Any, top: Mapping[str, Any] | None = None) -> list[str
     merged = merged_block(block, top or {})
     out = [f"`audio.{k}`: unknown key{_suggest(k, BLOCK_KEYS)}"
            for k in sorted(merged) if k not in BLOCK_KEYS]
-    return out + _type_problems(merged) + _value_problems(merged)
+    return out + _type_problems(merged) + _value_problems(merged) + _lyrics_problems(merged)
+
+
+_LYRICS_TOKENS = {k: "x" for k in ("filename", "stem", "name", "suffix", "extension", "ext",
+                                    "parent", "dirname")}
+
+
+def _lyrics_problems(block: Mapping[str, Any]) -> list[str]:
+    """A ``lyrics_filename_format`` that cannot be filled with the documented tokens."""
+    fmt = block.get("lyrics_filename_format")
+    if not isinstance(fmt, str):
+        return []
+    try:
+        fmt.format(**_LYRICS_TOKENS)
+    except (KeyError, IndexError, ValueError, AttributeError, TypeError) as exc:
+        return [f"`audio.lyrics_filename_format` {fmt!r} cannot be filled ({type(exc).__name__}: "
+                f"{exc}); tokens: {', '.join('{' + k + '}' for k in _LYRICS_TOKENS)}"]
+    return []
 
 
 def audio_settings(block: Mapping[str, Any] | None, top: Mapping[str, Any] | None = None

@@ -24,6 +24,11 @@ from databackend.media.kinds import extensions_for
 from databackend.media.record import MediaInfo
 from databackend.media.spec import MediaPlan
 
+#: The most values (samples x channels) one decoded window may hold (1 GiB of float32, about
+#: 46 minutes of 48 kHz stereo): a header declaring more (a hostile sample count, rate or
+#: channel count) makes the clip ``too_long`` instead of sizing a huge decode buffer.
+MAX_WINDOW_VALUES = 2**28
+
 if TYPE_CHECKING:
     from databackend.config.models import ImageBackendConfig
     from databackend.options import FactoryOptions
@@ -67,6 +72,8 @@ class AudioSpec:
             return MediaPlan(reason)
         seconds = bucket_seconds(info.duration, s.duration_interval)
         target = round(seconds * info.sample_rate)
+        if max(target, 1) * max(info.channels, 1) > MAX_WINDOW_VALUES:
+            return MediaPlan("too_long")
         window = crop_window(info.samples, target, s.truncation_mode, seed=seed, key=key)
         return MediaPlan(None, bucket_key(seconds), window,
                          sizes=((info.samples, info.channels), (target, info.channels)))

@@ -19,6 +19,7 @@ from databackend.conditioning.generator import ConditioningGenerator, generator_
 from databackend.config.rules import suggest
 from databackend.options import FactoryOptions
 from databackend.registry import PluginRegistry
+from databackend.safepath import id_problem
 
 __all__ = ["SPEC_KEYS", "expand_generators", "spec_captions", "split_spec"]
 
@@ -112,17 +113,42 @@ def _expand_one(item: dict[str, Any], classes: Mapping[str, type[ConditioningGen
         problems += [f"{label}: conditioning[{n}]: {p}" for p in notes if p.startswith("!")]
         warnings += [f"{label}: conditioning[{n}]: {p}" for p in notes if not p.startswith("!")]
         gid = spec.get("id") or f"{item['id']}_conditioning_{cls.name}"
+        if not isinstance(gid, str):
+            problems.append(f"{label}: conditioning[{n}]: `id` must be a string; got "
+                            f"{type(gid).__name__}")
+            continue
         k = 2
         while gid in taken:
             gid, k = f"{item['id']}_conditioning_{cls.name}_{k}", k + 1
         taken.add(gid)
+        why = _folder_problem(spec, gid)
+        if why:
+            problems.append(f"{label}: conditioning[{n}]: {why}")
+            continue
         entry = _entry(item, spec, cls, params, gid, opts)
         if captions:  # its own captions (conditioning/captions.py)
             entry.update(caption_strategy="instanceprompt", instance_prompt=captions[0])
             entry["conditioning_config"]["captions"] = captions
-        os.makedirs(entry["instance_data_dir"], exist_ok=True)
+        try:
+            os.makedirs(entry["instance_data_dir"], exist_ok=True)
+        except OSError as exc:
+            problems.append(f"{label}: conditioning[{n}]: cannot create "
+                            f"{entry['instance_data_dir']!r}: {exc.strerror or exc}")
+            continue
         out.append(entry)
     return out
+
+
+def _folder_problem(spec: Mapping[str, Any], gid: str) -> str | None:
+    """Why a generated set's id or folder cannot be used (its id names its default folder
+    under the cache, so it must be a safe relative name: databackend.safepath)."""
+    why = id_problem(gid)
+    if why is not None:
+        return f"`id` {gid!r} {why}; ids name cache and index folders"
+    folder = spec.get("instance_data_dir")
+    if folder is not None and not isinstance(folder, str):
+        return f"`instance_data_dir` must be a string; got {type(folder).__name__}"
+    return None
 
 
 def expand_generators(raw: list[Any], registry: PluginRegistry, opts: FactoryOptions,

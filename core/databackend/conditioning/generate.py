@@ -29,6 +29,7 @@ import numpy as np
 from databackend.caches.base import progress_bar, shard
 from databackend.conditioning.generator import ConditioningGenerator
 from databackend.config.models import ImageBackendConfig
+from databackend.safepath import neutralise_key
 from databackend.storage.base import StorageBackend
 
 __all__ = ["GeneratedOutputs", "GenerationReport", "output_key", "output_path"]
@@ -43,8 +44,11 @@ def output_key(identity: str, seed: int, sample_key: str) -> str:
 
 
 def output_path(source_path: str, key: str, extension: str) -> str:
-    """``sub/a.jpg`` -> ``sub/a.{key[:16]}.{extension}``."""
-    return f"{posixpath.splitext(source_path)[0]}.{key[:16]}.{extension}"
+    """``sub/a.jpg`` -> ``sub/a.{key[:16]}.{extension}``; a source key that is not a safe
+    relative path (``..``, absolute, NUL: from an S3/CSV/HF listing) is neutralised by
+    :func:`databackend.safepath.neutralise_key`, so the output stays in the conditioning
+    dataset's folder."""
+    return neutralise_key(f"{posixpath.splitext(source_path)[0]}.{key[:16]}.{extension}")
 
 
 @attrs.frozen(kw_only=True)

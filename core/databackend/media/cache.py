@@ -136,6 +136,11 @@ class MediaLatentCache(SelfDecoding, LatentCache):
         return _clip_problem(latents, geometry.target_size, 1 if self.first_frame else None)
 
     def _load(self, i: int) -> torch.Tensor:
+        from databackend.caches.loaders import oversized
+
+        refused = oversized(self.source, i, getattr(self, "max_pixels", None))
+        if refused:  # max_image_pixels bounds each decoded frame, as for images
+            raise ValueError(refused)
         source: Any = self.source
         return clip_pixels(source.load_frames(i, self.window(i)), self._geometry(i))
 

@@ -126,15 +126,26 @@ def _timing(mdhd: bytes) -> tuple[int, int] | None:
     return (scale, duration) if scale else None
 
 
-def _stts_total(stts: bytes) -> int | None:
-    """The summed sample durations of an ``stts`` payload."""
+def _stts_total(stts: bytes) -> tuple[int, int] | None:
+    """``(samples, summed durations)`` of an ``stts`` payload."""
     if len(stts) < 8:
         return None
     (count,) = struct.unpack_from(">I", stts, 4)
     if len(stts) < 8 + 8 * count:
         return None
     pairs = struct.unpack_from(f">{2 * count}I", stts, 8)
-    return int(sum(n * d for n, d in zip(pairs[::2], pairs[1::2], strict=True)))
+    return sum(pairs[::2]), int(sum(n * d for n, d in zip(pairs[::2], pairs[1::2], strict=True)))
+
+
+def _sample_count(stsz: bytes, timed: int) -> int | None:
+    """The ``stsz`` sample count when the tables agree (a count the ``stts`` does not time, or
+    a size table shorter than the count, is a damaged or hostile file: PyAV decides)."""
+    if len(stsz) < 12:
+        return None
+    size, frames = struct.unpack_from(">II", stsz, 4)
+    if frames != timed or (size == 0 and len(stsz) < 12 + 4 * frames):
+        return None
+    return int(frames)
 
 
 def _sample_entry(stsd: bytes) -> tuple[str, int, int] | None:
@@ -157,12 +168,12 @@ def read_video_track(fh: BinaryIO, size: int) -> Mp4Track | None:
     mdia = dict(_boxes(trak.get(b"mdia", b"")))
     stbl = dict(_boxes(dict(_boxes(mdia.get(b"minf", b""))).get(b"stbl", b"")))
     timing, entry = _timing(mdia.get(b"mdhd", b"")), _sample_entry(stbl.get(b"stsd", b""))
-    stsz, total = stbl.get(b"stsz", b""), _stts_total(stbl.get(b"stts", b""))
-    if timing is None or entry is None or len(stsz) < 12 or not total:
+    stts = _stts_total(stbl.get(b"stts", b""))
+    if timing is None or entry is None or stts is None or not stts[1]:
         return None
-    frames = struct.unpack_from(">I", stsz, 8)[0]
+    frames, total = _sample_count(stbl.get(b"stsz", b""), stts[0]), stts[1]
     codec, width, height = entry
-    if frames < 1 or width < 1 or height < 1:
+    if frames is None or frames < 1 or width < 1 or height < 1:
         return None
     scale, duration = timing
     return Mp4Track(width=width, height=height, frames=frames, fps=scale * frames / total,

@@ -16,7 +16,7 @@ import attrs
 
 from databackend.media.kinds import extensions_for
 from databackend.media.record import MediaInfo
-from databackend.media.videoconfig import VideoSettings
+from databackend.media.videoconfig import MAX_WINDOW_FRAMES, VideoSettings
 from databackend.media.windows import Window, choose_window
 
 __all__ = ["MediaKindSpec", "MediaPlan", "VideoSpec", "frame_bucket"]
@@ -108,6 +108,8 @@ class VideoSpec:
         if s.max_frames is not None and info.frames > s.max_frames:
             return MediaPlan("too_many_frames")
         length = self._length(info.frames)
+        if length > MAX_WINDOW_FRAMES:  # one window is decoded at once: bound its memory
+            return MediaPlan("too_many_frames")
         window = choose_window(info.frames, length, stride=s.frame_stride, mode=s.window,
                                seed=seed, key=key)
         if window is None:

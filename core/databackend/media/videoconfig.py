@@ -31,6 +31,11 @@ VIDEO_KEYS = ("num_frames", "min_frames", "max_frames", "is_i2v", "bucket_strate
               "frame_interval", "window", "frame_stride")
 _INT_KEYS = ("num_frames", "min_frames", "max_frames", "frame_interval", "frame_stride")
 DEFAULT_SECONDS = 5  # the reference's num_frames default: framerate * 5
+#: The most frames one window may hold (decoded at once): a larger ``num_frames`` is a config
+#: error, and a clip whose window would be longer (``resolution_frames`` without
+#: ``num_frames``, a container declaring billions of frames) is ``too_many_frames``.
+MAX_WINDOW_FRAMES = 100_000
+_MAX_FRAME_KEY = 10**9  # any frame count or step above this is a mistake
 
 
 def _is_int(value: Any) -> bool:
@@ -43,6 +48,10 @@ def _type_problems(block: Mapping[str, Any]) -> list[str]:
         value = block.get(key)
         if value is not None and (not _is_int(value) or value < 1):
             out.append(f"`video.{key}` must be a whole number >= 1; got {value!r}")
+        elif value is not None and value > (MAX_WINDOW_FRAMES if key == "num_frames"
+                                            else _MAX_FRAME_KEY):
+            out.append(f"`video.{key}` is out of range: {value} (at most "
+                       f"{MAX_WINDOW_FRAMES if key == 'num_frames' else _MAX_FRAME_KEY})")
     if "is_i2v" in block and not isinstance(block["is_i2v"], bool):
         out.append(f"`video.is_i2v` must be true or false; got {block['is_i2v']!r}")
     for key, choices in (("bucket_strategy", BUCKET_STRATEGIES), ("window", WINDOW_MODES)):

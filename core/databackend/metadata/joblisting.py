@@ -21,7 +21,7 @@ import numpy as np
 
 from databackend.metadata import indexfile
 from databackend.storage.base import FileInfo, StorageBackend
-from databackend.storage.localdir import IGNORED_DIRS, LocalDirectory
+from databackend.storage.localdir import IGNORED_DIRS, LocalDirectory, _bad_name, _skip
 
 __all__ = ["part_key", "remove_parts", "shared_listing", "splittable"]
 
@@ -39,24 +39,35 @@ def part_key(token: str, rank: int) -> str:
     return f"listing-{token}-{rank}.dbi"
 
 
-def _top(root: str, exts: frozenset[str]) -> tuple[list[str], list[FileInfo]]:
-    """The top level of ``root``: folder names (sorted) and image/caption files (statted)."""
+def _top(root: str, exts: frozenset[str], skipped: dict[str, int]
+         ) -> tuple[list[str], list[FileInfo]]:
+    """The top level of ``root``: folder names (sorted) and image/caption files (statted),
+    by the rules of :meth:`LocalDirectory.list` (non-UTF-8 names, special files such as FIFOs
+    and unreadable entries are skipped and counted in ``skipped``, never opened)."""
     folders, files = [], []
     try:
         entries = sorted(os.scandir(root), key=lambda e: e.name)
     except (PermissionError, FileNotFoundError, NotADirectoryError):
         return [], []
     for entry in entries:
-        if entry.is_dir():
-            if entry.name not in IGNORED_DIRS:
-                folders.append(entry.name)
-            continue
-        ext = entry.name.rpartition(".")[2].lower()
-        if ext not in exts:
+        if not entry.name.isascii() and _bad_name(entry.name):
+            _skip(skipped, "file name is not UTF-8", entry.name)
             continue
         try:
+            if entry.is_dir():
+                if entry.name not in IGNORED_DIRS:
+                    folders.append(entry.name)
+                continue
+            ext = entry.name.rpartition(".")[2].lower()
+            if ext not in exts:
+                continue
+            if not entry.is_file():
+                _skip(skipped, "not a regular file", entry.name)
+                continue
             st = entry.stat()
-        except OSError:
+        except OSError as exc:  # a symlink loop, a vanished or unreadable entry
+            _skip(skipped, f"unreadable entry ({exc.strerror or type(exc).__name__})",
+                  entry.name)
             continue
         files.append(FileInfo(entry.name, st.st_size, st.st_mtime, None))
     return folders, files
@@ -64,7 +75,7 @@ def _top(root: str, exts: frozenset[str]) -> tuple[list[str], list[FileInfo]]:
 
 def _mine(storage: LocalDirectory, exts: frozenset[str], rank: int,
           world: int) -> list[FileInfo]:
-    folders, files = _top(storage.local_path("") or "", exts)
+    folders, files = _top(storage.local_path("") or "", exts, storage.skipped)
     out = files if rank == 0 else []
     for folder in folders[rank::world]:
         out.extend(storage.list(prefix=folder, extensions=exts))

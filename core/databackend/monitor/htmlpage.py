@@ -192,7 +192,10 @@ def render_html(data: Mapping[str, Any]) -> str:
     _run_section(page, data.get("run"))
     for d in data["datasets"]:
         _dataset_section(page, d)
-    specs = json.dumps(page.specs, separators=(",", ":")).replace("</", "<\\/")
+    # data-derived strings (ids, bucket labels, paths) sit inside a <script> element: no
+    # "<", ">" or "&" may appear there raw (a "</script>" or "<!--" would change the parsing)
+    specs = json.dumps(page.specs, separators=(",", ":")).replace("<", "\\u003c") \
+        .replace(">", "\\u003e").replace("&", "\\u0026")
     return ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
             f"<title>{_esc(data['title'])}</title><style>{_CSS}</style>"
             f"<script>{vega_bundle()}</script></head><body>{''.join(page.parts)}"

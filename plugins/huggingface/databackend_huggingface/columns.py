@@ -6,6 +6,10 @@ made for a cell that is not needed. An image column may be:
 * a ``datasets.Image`` feature (Arrow ``struct<bytes: binary, path: string>``);
 * raw ``binary`` / ``large_binary`` bytes;
 * a ``string`` path (absolute, or relative to the dataset's local folder).
+
+A relative path must stay inside that folder (``databackend.safepath.confined``: no ``..``,
+no symlinked folder leading out); a hub dataset has no local folder, so its relative paths are
+never read. Such cells read as empty (the row is skipped and counted).
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ import numpy as np
 import pyarrow as pa
 
 from databackend.pluginapi import UnsafePathError, confined
+
+log = logging.getLogger(__name__)
 
 __all__ = ["ImageCells", "caption_cells", "column_array", "column_chunks", "column_exists",
            "image_cells", "numbers"]
@@ -116,9 +122,11 @@ class ImageCells:
         path = self.paths[k]
         if not path or self.views[k] is not None:
             return None
-        if os.path.isabs(path) or self.root is None:
+        if os.path.isabs(path):  # read where it is, as documented (docs/security.md)
             full = path
-        else:  # a relative cell must stay inside the dataset folder (names from data)
+        elif self.root is None:  # a hub dataset: it would resolve against the working folder
+            return None
+        else:
             try:
                 full = confined(self.root, path.replace(os.sep, "/"), what="path cell")
             except UnsafePathError as exc:
