@@ -25,7 +25,7 @@ from databackend.config.models import (
 from databackend.config.rules import suggest
 
 if TYPE_CHECKING:
-    from databackend.caches.precompute import CacheRun
+    from databackend.caches.base import CacheRun
     from databackend.config.plan import DataPlan
     from databackend.context import BuildContext
     from databackend.runtime.batch import Batch
@@ -96,7 +96,7 @@ def open_image_embed_cache(plan: DataPlan, dataset: ImageBackendConfig, source: 
 def image_embed_runs(plan: DataPlan, context: BuildContext, metadata: Mapping[str, Any],
                      encoder: Any, progress: bool | None) -> list[CacheRun]:
     """Fill every dataset's conditioning image embed cache (one run each)."""
-    from databackend.caches.precompute import CacheRun
+    from databackend.caches.base import CacheRun
 
     runs = []
     for d in plan.datasets:
