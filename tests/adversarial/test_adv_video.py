@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from advhelpers import snapshot
 
-from databackend.media.probe import DEFAULT_PROBES
+from databackend.media.defaults import DEFAULT_PROBES
 from databackend.media.probing import probe_one
 from databackend.media.spec import VideoSpec
 from databackend.media.synthetic import write_video
