@@ -15,7 +15,11 @@ import argparse
 from typing import Any
 
 from databackend.commands.common import add_config_arguments, load_plan
-from databackend.commands.encoder_options import add_encoder_arguments, encoder_options
+from databackend.commands.encoder_options import (
+    add_encoder_arguments,
+    encoder_options,
+    named_media_encoders,
+)
 from databackend.commands.engine import add_engine_arguments
 from databackend.errors import ConfigError
 
@@ -72,15 +76,12 @@ def _verify(args: argparse.Namespace, plan: Any, context: Any, text_encoder: Any
     return 1 if bad else 0
 
 
-def _media_encoders(spec: str | None, audio: str | None = None) -> dict[str, Any]:
+def _media_encoders(args: argparse.Namespace) -> dict[str, Any]:
     """The encoders named by ``--video-encoder`` and ``--audio-encoder`` (default: the
     reference stand-ins)."""
-    from databackend.caches import encoders
     from databackend.media.wiring import reference_media_encoders
 
-    given = {kind: encoders.load_encoder(s) for kind, s in (("video", spec), ("audio", audio))
-             if s}
-    return reference_media_encoders(given or None)
+    return reference_media_encoders(named_media_encoders(args) or None)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -106,8 +107,7 @@ def _run(args: argparse.Namespace) -> int:
                                image_encoder=image_encoder, progress=progress,
                                batch_size=args.batch_size,
                                text_batch_size=args.text_batch_size, include_ondemand=True,
-                               media_encoders=_media_encoders(args.video_encoder,
-                                                              args.audio_encoder),
+                               media_encoders=_media_encoders(args),
                                conditioning_image_encoder=_reference_image_embedder()
                                if stand_in else None)
     for run in runs:

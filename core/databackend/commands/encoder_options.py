@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-__all__ = ["add_encoder_arguments", "encoder_options"]
+__all__ = ["add_encoder_arguments", "encoder_options", "named_media_encoders"]
 
 
 def add_encoder_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,3 +30,13 @@ def encoder_options(args: Any, kind: str) -> dict[str, Any]:
                        tiling=getattr(args, "vae_tiling", False),
                        slicing=getattr(args, "vae_slicing", False))
     return options
+
+
+def named_media_encoders(args: Any) -> dict[str, Any]:
+    """The media encoders named on the command line (``--video-encoder``,
+    ``--audio-encoder``), by kind; kinds not named are absent."""
+    from databackend.caches import load_encoder
+
+    specs = (("video", getattr(args, "video_encoder", None)),
+             ("audio", getattr(args, "audio_encoder", None)))
+    return {kind: load_encoder(spec) for kind, spec in specs if spec}

@@ -17,7 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from databackend.commands.common import add_config_arguments, parse_pairs
-from databackend.commands.encoder_options import add_encoder_arguments, encoder_options
+from databackend.commands.encoder_options import (
+    add_encoder_arguments,
+    encoder_options,
+    named_media_encoders,
+)
 from databackend.monitor.liveline import LiveLine
 from databackend.monitor.metricslog import MetricsLog
 from databackend.monitor.summary import RunFigures, Summary
@@ -102,16 +106,6 @@ def _print(summary: Summary, as_json: bool) -> None:
         print("\n".join(format_summary(summary)))
 
 
-def _media_encoders(args: argparse.Namespace) -> dict[str, Any] | None:
-    """``--video-encoder`` / ``--audio-encoder`` as ``media_encoders`` (None: reference)."""
-    from databackend.caches import load_encoder
-
-    given = {kind: load_encoder(spec) for kind, spec in
-             (("video", args.video_encoder), ("audio", getattr(args, "audio_encoder", None)))
-             if spec}
-    return given or None
-
-
 def _run(args: argparse.Namespace) -> int:
     options = FactoryOptions.from_mapping(parse_pairs(args.option, "--option"))
     summary = run_job(args.config, steps=args.steps, options=options,
@@ -122,7 +116,7 @@ def _run(args: argparse.Namespace) -> int:
                       queue_size=0 if args.no_prefetch else args.queue_size,
                       metrics_out=args.metrics_out, metrics_every=args.metrics_every,
                       tensorboard_dir=args.tensorboard_dir,
-                      media_encoders=_media_encoders(args))
+                      media_encoders=named_media_encoders(args) or None)
     _print(summary, args.json)
     return 0
 
