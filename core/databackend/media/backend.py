@@ -13,11 +13,11 @@ import io
 import logging
 import sys
 import time
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 import numpy as np
 
-from databackend.errors import DatabackendError, StorageError
+from databackend.errors import StorageError
 from databackend.media.decode import DecodeStats, decode_window
 from databackend.media.defaults import DEFAULT_PROBES
 from databackend.media.index import MediaIndex
@@ -26,17 +26,13 @@ from databackend.media.reader import RangeFile
 from databackend.media.report import MediaScanReport, media_bucket_table
 from databackend.media.scan import MediaScan
 from databackend.media.spec import MediaKindSpec
-from databackend.metadata import params as cfg
-from databackend.metadata.backend import MetadataBackend
-from databackend.metadata.scanrun import INDEX_KEY
-from databackend.storage.localdir import LocalDirectory
+from databackend.metadata.indexed import IndexedMetadataBackend
 
 if TYPE_CHECKING:
     from PIL import Image
 
     from databackend.config.models import ImageBackendConfig
     from databackend.context import BuildContext
-    from databackend.geometry import GeometryParams
     from databackend.media.windows import Window
     from databackend.storage.base import StorageBackend
 
@@ -46,51 +42,30 @@ log = logging.getLogger(__name__)
 _READ_BLOCK = 1 << 20  # ranged reads while decoding fetch 1 MiB at a time
 
 
-class MediaMetadataBackend(MetadataBackend):
-    """Scans a media dataset (see the module docstring); ``spec`` says which kind."""
+class MediaMetadataBackend(IndexedMetadataBackend):
+    """Scans a media dataset (see the module docstring); ``spec`` says which kind. Settings,
+    the rank waits (``peer_timeout_s``) and the persisted index come from
+    :class:`~databackend.metadata.indexed.IndexedMetadataBackend`; the fingerprint also
+    covers the kind's own settings."""
 
-    rank_timeout_s: float = 3600.0
-    rank_poll_s: float = 0.2
+    index_class = MediaIndex  # type: ignore[assignment]  # duck-types DatasetIndex
 
     def __init__(self, dataset: ImageBackendConfig, storage: StorageBackend,
                  context: BuildContext, *, spec: MediaKindSpec,
                  probes: ProbeRegistry = DEFAULT_PROBES,
                  index_storage: StorageBackend | None = None) -> None:
         """Resolve the settings; nothing is read until :meth:`scan` or :attr:`index`."""
-        super().__init__(dataset, storage, context)
-        opts = context.options
+        super().__init__(dataset, storage, context, index_storage=index_storage)
         self.spec, self.probes = spec, probes
-        self._params = cfg.geometry_params(dataset, opts)
-        self.caption_settings = cfg.caption_settings(dataset, opts,
-                                                     context.registry.caption_strategies)
-        self.settings = cfg.scan_settings(dataset, opts, context.world_size)
-        self.index_storage = index_storage or LocalDirectory(
-            root=cfg.index_folder(dataset, opts), dataset_id=dataset.id)
-        parts = (cfg.geometry_fingerprint(self._params, opts.seed),
-                 self.caption_settings.fingerprint(), spec.fingerprint())
+        parts = (self.geometry_fp, self.caption_fp, spec.fingerprint())
         self.fingerprint = hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
         self.decode_stats = DecodeStats()
-        self._index: MediaIndex | None = None
-        self.report: MediaScanReport | None = None
-
-    @property
-    def params(self) -> GeometryParams:
-        """The spatial geometry parameters (dataset keys over factory options)."""
-        return self._params
+        self.report: MediaScanReport | None = None  # type: ignore[assignment]
 
     @property
     def index(self) -> MediaIndex:  # type: ignore[override]  # a DatasetIndex and more
         """The index of the last scan, else the persisted one (which must match the settings)."""
-        if self._index is None:
-            found = MediaIndex.load(self.index_storage, INDEX_KEY)
-            if found is None:
-                raise DatabackendError(f"dataset {self.dataset.id!r} has no index yet in "
-                                       f"{self.index_storage.describe()}; run a scan first")
-            if found.params_fingerprint != self.fingerprint and not self.settings.use_persisted:
-                raise DatabackendError(f"dataset {self.dataset.id!r}: the stored index was made "
-                                       "with other bucketing, caption or media settings; rescan")
-            self._index = found
-        return self._index
+        return cast(MediaIndex, super().index)
 
     def scan(self, *, progress: bool = True, rank: int = 0, world_size: int = 1
              ) -> MediaScanReport:
@@ -98,9 +73,10 @@ class MediaMetadataBackend(MetadataBackend):
         started = time.perf_counter()
         run = MediaScan(self, progress=progress and sys.stderr.isatty(), rank=rank,
                         world_size=max(1, world_size))
-        self._index = run.execute()
+        index = run.execute()
+        self.set_index(index)  # type: ignore[arg-type]
         report = run.report
-        warning = report.describe_index(self._index.base, self.bucket_rows())
+        warning = report.describe_index(index.base, self.bucket_rows())
         if warning:
             log.warning("dataset %r: %s", self.dataset.id, warning)
         report.elapsed = time.perf_counter() - started
@@ -118,7 +94,7 @@ class MediaMetadataBackend(MetadataBackend):
                                   repeats=s.repeats, policy=s.policy, world_size=s.world_size,
                                   rounding=self.params.rounding)
 
-    def effective_buckets(self) -> dict[tuple[int, ...], np.ndarray]:
+    def effective_buckets(self) -> dict[tuple[int, ...], np.ndarray]:  # type: ignore[override]
         """``{bucket key: indices}`` after the short-bucket policy."""
         buckets = self.index.buckets()
         return {r.key: buckets[r.key] for r in self.bucket_rows() if r.batches > 0}

@@ -11,7 +11,7 @@ plugin walks dataset rows. Part of the plugin API (``databackend.pluginapi``).
 from __future__ import annotations
 
 from concurrent.futures import Executor
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -48,6 +48,8 @@ class IndexedMetadataBackend(MetadataBackend):
     rank_poll_s: float = 0.5
     #: Where probe chunks run instead of the local pools (e.g. ``engines.ray.use_ray``).
     probe_executor: Executor | None = None
+    #: The index class this backend persists (a subclass may store more columns).
+    index_class: ClassVar[type[DatasetIndex]] = DatasetIndex
 
     def __init__(self, dataset: ImageBackendConfig, storage: StorageBackend,
                  context: BuildContext, *, index_storage: StorageBackend | None = None,
@@ -80,7 +82,7 @@ class IndexedMetadataBackend(MetadataBackend):
     def index(self) -> DatasetIndex:
         """The index of the last scan, else the persisted one (which must match the settings)."""
         if self._index is None:
-            found = DatasetIndex.load(self.index_storage, INDEX_KEY)
+            found = self.index_class.load(self.index_storage, INDEX_KEY)
             if found is None:
                 raise DatabackendError(f"dataset {self.dataset.id!r} has no index yet in "
                                        f"{self.index_storage.describe()}; run a scan first")
