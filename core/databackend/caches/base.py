@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import attrs
 
 from databackend.caches.format import EXTENSION, FormatError, pack, read_blobs, unpack
+from databackend.errors import CacheError
 
 if TYPE_CHECKING:
     import torch
@@ -303,6 +304,20 @@ class CacheBase:
                         self.read_workers, thread_name_prefix=f"databackend-{self.kind}-read")
         return read_entries(self.storage, paths, keys, pool=self._pool,
                             workers=self.read_workers)
+
+    def _count_miss(self, label: str, item: str, path: str, reason: str | None,
+                    encoder_name: str) -> None:
+        """Count a miss at batch time (and a repair for a bad entry); without an encoder,
+        raise :class:`CacheError` naming the cache (``label``), the sample (``item``), the entry
+        and the missing ``encoder_name``."""
+        self.stats.misses += 1
+        what = "missing" if reason is None else f"bad: {reason}"
+        if getattr(self, "encoder", None) is None:
+            raise CacheError(f"{label} {self.describe()}: the entry {item} at {path!r} is "
+                             f"{what}, and no {encoder_name} was given to recompute it")
+        if reason is not None:
+            self.stats.repairs += 1
+            log.warning("%s %s: recomputing %s (%s)", label, self.name, path, what)
 
     def _store_fresh(self, put: Callable[[], None], count: int) -> None:
         """Write entries encoded at batch time; a failed write is logged, not raised: the

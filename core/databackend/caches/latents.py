@@ -223,15 +223,8 @@ class LatentCache(CacheBase):
 
     def _miss(self, i: int, path: str, reason: str | None) -> None:
         """Count a miss (and a repair for a bad file); raise without an encoder."""
-        self.stats.misses += 1
-        what = "missing" if reason is None else f"bad: {reason}"
-        if self.encoder is None:
-            raise CacheError(f"latent cache {self.describe()}: the entry for sample "
-                             f"{self.source.index.paths[i]!r} at {path!r} is {what}, and no "
-                             "image encoder was given to recompute it")
-        if reason is not None:
-            self.stats.repairs += 1
-            log.warning("latent cache %s: recomputing %s (%s)", self.name, path, what)
+        self._count_miss("latent cache", f"for sample {self.source.index.paths[i]!r}", path,
+                         reason, "image encoder")
 
     # --- encoding -----------------------------------------------------------------------
     #: Images with more pixels are refused before decoding (a counted, named failure);

@@ -120,15 +120,8 @@ class TextEmbedCache(CacheBase):
 
     def _miss(self, caption: str, path: str, reason: str | None) -> None:
         """Count a miss (and a repair for a bad file); raise without an encoder."""
-        self.stats.misses += 1
-        what = "missing" if reason is None else f"bad: {reason}"
-        if self.encoder is None:
-            raise CacheError(f"text cache {self.describe()}: the entry for caption "
-                             f"{_short(caption)} at {path!r} is {what}, and no text encoder "
-                             "was given to recompute it")
-        if reason is not None:
-            self.stats.repairs += 1
-            log.warning("text cache %s: recomputing %s (%s)", self.name, path, what)
+        self._count_miss("text cache", f"for caption {_short(caption)}", path, reason,
+                         "text encoder")
 
     # --- encoding -----------------------------------------------------------------------
     def _encode(self, captions: list[str]) -> list[Embeds]:

@@ -132,16 +132,9 @@ class ImageEmbedCache(CacheBase):
         return [found[int(r)] for r in rows]
 
     def _miss(self, row: int, path: str, reason: str | None) -> None:
-        self.stats.misses += 1
-        what = "missing" if reason is None else f"bad: {reason}"
-        if self.encoder is None:
-            raise CacheError(f"conditioning image embed cache {self.describe()}: the entry of "
-                             f"sample {self.source.index.paths[row]!r} at {path!r} is {what}, "
-                             "and no conditioning image encoder was given to recompute it")
-        if reason is not None:
-            self.stats.repairs += 1
-            log.warning("conditioning image embed cache %s: recomputing %s (%s)", self.name,
-                        path, what)
+        self._count_miss("conditioning image embed cache",
+                         f"of sample {self.source.index.paths[row]!r}", path, reason,
+                         "conditioning image encoder")
 
     def _encode(self, rows: list[int]) -> list[Embeds]:
         if self.encoder is None:
