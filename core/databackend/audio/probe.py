@@ -25,7 +25,7 @@ import logging
 from typing import Any
 
 from databackend.media.kinds import extension_of
-from databackend.media.probe import ProbeSource, classify_failure
+from databackend.media.probe import ProbeSource, classify_failure, looks_like_container
 from databackend.media.record import CorruptMedia, MediaInfo, NotMedia
 
 __all__ = ["SOUNDFILE_EXTENSIONS", "probe_audio", "probe_av", "probe_soundfile"]
@@ -55,15 +55,33 @@ def _sf_open_info(path: str, name: str) -> MediaInfo | None:
     info = _ffi.new("SF_INFO*")
     handle = _snd.sf_open(path.encode(), _SFM_READ, info)
     if handle == _ffi.NULL:
+        # libsndfile keeps a failed open's error in one process-wide variable: another
+        # thread's open can reset it before we read it ("No Error."), so a lost code is
+        # classified from the file's first bytes instead.
         code = int(_snd.sf_error(_ffi.NULL))
         text = _ffi.string(_snd.sf_error_number(code)).decode("utf-8", "replace")
         if code == _SF_ERR_UNRECOGNISED_FORMAT:
             raise NotMedia(f"{name}: not an audio file libsndfile reads ({text})")
+        if code == 0:
+            raise _classified_by_head(path, name)
         raise CorruptMedia(f"{name}: {text}")
     try:
         return _info(int(info.frames), int(info.samplerate), int(info.channels))
     finally:
         _snd.sf_close(handle)
+
+
+def _classified_by_head(path: str, name: str) -> Exception:
+    """A failed open as :class:`CorruptMedia` when the file starts like a container, else
+    :class:`NotMedia` (read errors pass through)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(512)
+    except OSError as exc:
+        return exc
+    if looks_like_container(head):
+        return CorruptMedia(f"{name}: libsndfile could not open it")
+    return NotMedia(f"{name}: not an audio file libsndfile reads")
 
 
 def _soundfile_read(source: ProbeSource) -> MediaInfo:
@@ -92,6 +110,8 @@ def probe_soundfile(source: ProbeSource) -> MediaInfo:
         text = str(exc).lower()
         if "format not recognised" in text or "unknown format" in text:
             raise NotMedia(f"{source.name}: not an audio file libsndfile reads") from None
+        if getattr(exc, "code", None) == 0:  # the code was lost to another thread's open
+            raise classify_failure(exc, source) from None
         raise CorruptMedia(f"{source.name}: {exc}") from None
     except (RuntimeError, TypeError) as exc:
         raise CorruptMedia(f"{source.name}: {exc}") from None
