@@ -153,6 +153,19 @@ class StorageBackend(ABC):
         """The path on the local filesystem, if the file is local (enables zero-copy readers)."""
         return None
 
+    def list_share(self, rank: int, world: int, *, extensions: Iterable[str]
+                   ) -> Iterator[FileInfo] | None:
+        """Rank ``rank``'s share of the whole listing when ``world`` ranks split it (one
+        listing per job, :mod:`databackend.metadata.joblisting`), or None when this storage
+        lists only as a whole (the default: rank 0 lists everything).
+
+        The shares of ranks ``0..world-1`` must together hold every file :meth:`list` yields,
+        each exactly once, and every rank must decide the same way (split or not, and where
+        the split falls) from the same config and tree: a backend deals out its top-level
+        folders or prefixes, for example. ``extensions`` as for :meth:`list`.
+        """
+        return None
+
     def read_many(self, paths: Sequence[str]) -> builtins.list[bytes | BaseException]:
         """Read many files with :attr:`io_concurrency` threads; failures are returned in
         place, order is kept."""

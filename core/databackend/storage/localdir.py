@@ -224,6 +224,17 @@ class LocalDirectory(StorageBackend):
         """Files are local: return the absolute path."""
         return self.full(path)
 
+    def list_share(self, rank: int, world: int, *, extensions: Iterable[str]
+                   ) -> Iterator[FileInfo] | None:
+        """The top-level folders dealt out over the ranks (:mod:`~databackend.storage.localshare`);
+        None for a subclass with its own :meth:`list` (it lists as a whole)."""
+        if type(self).list is not LocalDirectory.list or self.local_path("") is None:
+            return None
+        from databackend.storage.localshare import local_share
+
+        return local_share(self, frozenset(e.lower().lstrip(".") for e in extensions), rank,
+                           world)
+
     def scan_summary(self) -> dict[str, Any]:
         """Listing entries skipped by reason, when any were."""
         return {"skipped": dict(self.skipped)} if self.skipped else {}
