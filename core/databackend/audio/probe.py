@@ -28,7 +28,8 @@ from databackend.media.kinds import extension_of
 from databackend.media.probe import ProbeSource, classify_failure, looks_like_container
 from databackend.media.record import CorruptMedia, MediaInfo, NotMedia
 
-__all__ = ["SOUNDFILE_EXTENSIONS", "probe_audio", "probe_av", "probe_soundfile"]
+__all__ = ["SOUNDFILE_EXTENSIONS", "probe_audio", "probe_audio_of_video", "probe_av",
+           "probe_soundfile"]
 
 log = logging.getLogger(__name__)
 
@@ -172,3 +173,22 @@ def probe_audio(source: ProbeSource) -> MediaInfo:
         return probe_soundfile(source)
     except NotMedia:
         return probe_av(source)
+
+
+def probe_audio_of_video(source: ProbeSource) -> MediaInfo:
+    """The audio track of a video file (:func:`probe_audio`) with the video stream's frame
+    count, rate and picture size (:func:`~databackend.media.video.probe_video`), so an s2v
+    audio set can place the window its video set places (:mod:`databackend.audio.align`). A
+    file without a readable video stream keeps ``frames`` 0 (planned as plain audio)."""
+    import attrs
+
+    from databackend.media.video import probe_video
+
+    audio = probe_audio(source)
+    try:
+        video = probe_video(source)
+    except (NotMedia, CorruptMedia) as exc:
+        log.info("%s: audio without a readable video stream (%s)", source.name, exc)
+        return audio
+    return attrs.evolve(audio, width=video.width, height=video.height, frames=video.frames,
+                        fps=video.fps, rotation=video.rotation)

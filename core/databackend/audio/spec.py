@@ -6,7 +6,8 @@
 ``(milliseconds, 1)``, printed ``6s``), the window of the bucket's length in native samples
 (``truncation_mode``; ``random`` a pure function of the seed and the clip's path), and the
 sizes the index keeps: original ``(samples, channels)`` and target ``(bucket samples,
-channels)``, as SimpleTuner's placeholders.
+channels)``, as SimpleTuner's placeholders. An s2v set that follows a video set's windows
+(``s2v_video``) is planned by :mod:`databackend.audio.align` instead.
 """
 
 from __future__ import annotations
@@ -17,12 +18,14 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from databackend.audio.align import aligned_plan
 from databackend.audio.buckets import bucket_key, bucket_name, bucket_seconds, crop_window, filter_reason
 from databackend.audio.config import settings_of
 from databackend.audio.settings import AudioSettings
 from databackend.media.kinds import extensions_for
 from databackend.media.record import MediaInfo
 from databackend.media.spec import MediaPlan
+from databackend.media.videoconfig import VideoSettings
 
 #: The most values (samples x channels) one decoded window may hold (1 GiB of float32, about
 #: 46 minutes of 48 kHz stereo): a header declaring more (a hostile sample count, rate or
@@ -43,6 +46,15 @@ class AudioSpec:
     settings: AudioSettings
     kind: str = "audio"
     spatial: bool = False
+    #: the paired video set's settings (``s2v_video``): windows follow its frames
+    #: (:mod:`databackend.audio.align`); None: plain audio
+    video: VideoSettings | None = None
+
+    @property
+    def probe_kind(self) -> str:
+        """The probe that reads this set's files: ``s2v`` (the audio track plus the video
+        stream's frame count and rate) when the windows follow a video set, else ``audio``."""
+        return "s2v" if self.video is not None else "audio"
 
     @property
     def cache_class(self) -> type[Any]:
@@ -59,6 +71,8 @@ class AudioSpec:
         """A hash of the audio settings that change a plan."""
         doc = {"kind": self.kind, **self.settings.fingerprint_doc(),
                "truncation_mode": self.settings.truncation_mode}
+        if self.video is not None:
+            doc["s2v_video"] = self.video.fingerprint_doc()
         return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
 
     def plan(self, info: MediaInfo, key: str, seed: int) -> MediaPlan:
@@ -70,6 +84,10 @@ class AudioSpec:
                                maximum=s.max_duration_seconds)
         if reason is not None:
             return MediaPlan(reason)
+        if self.video is not None:
+            aligned = aligned_plan(self.video, info, key, seed, MAX_WINDOW_VALUES)
+            if aligned is not None:
+                return aligned
         seconds = bucket_seconds(info.duration, s.duration_interval)
         target = round(seconds * info.sample_rate)
         if max(target, 1) * max(info.channels, 1) > MAX_WINDOW_VALUES:
@@ -84,5 +102,9 @@ class AudioSpec:
 
 
 def audio_spec_for(dataset: ImageBackendConfig, options: FactoryOptions) -> AudioSpec:
-    """The spec of an audio dataset (its ``audio`` block and top-level aliases)."""
-    return AudioSpec(settings_of(dataset))
+    """The spec of an audio dataset (its ``audio`` block and top-level aliases; its paired
+    video set's block when it follows one, ``s2v_video``)."""
+    block = getattr(dataset, "s2v_video", None)
+    video = None if block is None else VideoSettings.from_block(
+        block, framerate=options.framerate, dataset_id=dataset.id)
+    return AudioSpec(settings_of(dataset), video=video)
