@@ -144,3 +144,36 @@ def test_named_s2v_sets_follow_their_video_set(registry: Any, tmp_path: Path) ->
         parse_entries(wrong, registry, FactoryOptions())
     assert "`s2v_video` is for audio datasets with `audio.source_from_video: true`" in str(
         caught.value)
+
+
+def test_clips_without_audio_get_silence_or_mask_zero(tmp_path: Path) -> None:
+    """A clip without an audio stream: with ``allow_zero_audio`` it carries the encoded
+    silence of its window and mask 1 (the reference's zero audio); without, it is skipped
+    by the audio set as ``no_audio`` and its video batch says mask 0."""
+    from databackend.media.synthetic import write_video
+
+    data = tmp_path / "drums"
+    write_video_with_audio(data / "take0.mp4", 3.0, fps=8, size=(64, 64))
+    write_video(data / "mute.mp4", 64, 64, 24, fps=8)
+    for name in ("take0", "mute"):
+        (data / f"{name}.txt").write_text(name)
+    masks = {}
+    for allow in (True, False):
+        config = load("video.json", data)
+        config[0]["audio"]["allow_zero_audio"] = allow
+        config[0]["train_batch_size"] = 1
+        f, batches = run(config, tmp_path / f"out-{allow}", "wan")
+        report = f.metadata["drumming_audio"].report
+        masks[allow] = {b.sample_ids[0]: int(b.audio.mask[0]) for b in batches}
+        if allow:
+            import torch
+
+            mute = next(b for b in batches if b.sample_ids[0].endswith("mute.mp4"))
+            enc = ReferenceAudioEncoder()
+            n = round(1125 * enc.sample_rate / 1000)  # 9 frames at 8 fps
+            silence = enc(torch.zeros(1, enc.channels, n))[0]
+            assert torch.equal(mute.audio.latents[0], silence)  # the encoded silence
+        else:
+            assert report.examples["no_audio"] == ["mute.mp4"]
+    assert masks[True] == {"drumming:take0.mp4": 1, "drumming:mute.mp4": 1}
+    assert masks[False] == {"drumming:take0.mp4": 1, "drumming:mute.mp4": 0}

@@ -28,7 +28,7 @@ from databackend.media.kinds import extension_of
 from databackend.media.probe import ProbeSource, classify_failure, looks_like_container
 from databackend.media.record import CorruptMedia, MediaInfo, NotMedia
 
-__all__ = ["SOUNDFILE_EXTENSIONS", "probe_audio", "probe_audio_of_video", "probe_av",
+__all__ = ["SOUNDFILE_EXTENSIONS", "NoAudioStream", "probe_audio", "probe_audio_of_video", "probe_av",
            "probe_soundfile"]
 
 log = logging.getLogger(__name__)
@@ -37,6 +37,10 @@ _SFM_READ = 0x10
 _SF_ERR_UNRECOGNISED_FORMAT = 1
 #: read by libsndfile (header-only probes)
 SOUNDFILE_EXTENSIONS = frozenset({"wav", "wave", "flac", "ogg", "oga", "aiff", "aif", "aifc"})
+
+
+class NoAudioStream(NotMedia):
+    """A media file that holds no audio stream (a silent video)."""
 
 
 def _info(samples: int, rate: int, channels: int, *, counted: bool = False,
@@ -144,7 +148,7 @@ def probe_av(source: ProbeSource) -> MediaInfo:
         with av.open(source.local or fh, mode="r") as container:
             streams = container.streams.audio
             if not streams:
-                raise NotMedia(f"{source.name}: has no audio stream")
+                raise NoAudioStream(f"{source.name}: has no audio stream")
             stream = streams[0]
             rate = int(stream.rate or stream.codec_context.sample_rate or 0)
             samples, counted = _stream_samples(container, stream, rate)
@@ -176,19 +180,23 @@ def probe_audio(source: ProbeSource) -> MediaInfo:
 
 
 def probe_audio_of_video(source: ProbeSource) -> MediaInfo:
-    """The audio track of a video file (:func:`probe_audio`) with the video stream's frame
-    count, rate and picture size (:func:`~databackend.media.video.probe_video`), so an s2v
-    audio set can place the window its video set places (:mod:`databackend.audio.align`). A
-    file without a readable video stream keeps ``frames`` 0 (planned as plain audio)."""
+    """The video stream's frame count, rate and picture size
+    (:func:`~databackend.media.video.probe_video`) with the audio track's rate, channels and
+    samples (:func:`probe_audio`), so an s2v audio set can place the window its video set
+    places (:mod:`databackend.audio.align`). A video without an audio stream gives
+    ``channels`` 0 and no samples (the audio spec decides: ``no_audio``, or silence with
+    ``allow_zero_audio``); a file that is no readable video is skipped as the video set skips
+    it."""
     import attrs
 
     from databackend.media.video import probe_video
 
-    audio = probe_audio(source)
+    video = probe_video(source)
     try:
-        video = probe_video(source)
-    except (NotMedia, CorruptMedia) as exc:
-        log.info("%s: audio without a readable video stream (%s)", source.name, exc)
-        return audio
+        audio = probe_audio(source)
+    except NoAudioStream:
+        return MediaInfo(kind="audio", width=video.width, height=video.height,
+                         frames=video.frames, fps=video.fps, duration=video.duration,
+                         rotation=video.rotation)
     return attrs.evolve(audio, width=video.width, height=video.height, frames=video.frames,
                         fps=video.fps, rotation=video.rotation)

@@ -21,6 +21,7 @@ import attrs
 from databackend.audio.align import aligned_plan
 from databackend.audio.buckets import bucket_key, bucket_name, bucket_seconds, crop_window, filter_reason
 from databackend.audio.config import settings_of
+from databackend.audio.s2v import S2V_SAMPLE_RATE
 from databackend.audio.settings import AudioSettings
 from databackend.media.kinds import extensions_for
 from databackend.media.record import MediaInfo
@@ -78,6 +79,8 @@ class AudioSpec:
     def plan(self, info: MediaInfo, key: str, seed: int) -> MediaPlan:
         """Filter by duration, bucket, and place the window (see the module docstring)."""
         s = self.settings
+        if info.channels == 0 and info.frames > 0:  # a video without an audio stream
+            return self._silent(info, key, seed)
         if info.samples <= 0 or info.sample_rate <= 0:
             return MediaPlan("corrupt")
         reason = filter_reason(info.duration, minimum=s.min_duration_seconds,
@@ -95,6 +98,17 @@ class AudioSpec:
         window = crop_window(info.samples, target, s.truncation_mode, seed=seed, key=key)
         return MediaPlan(None, bucket_key(seconds), window,
                          sizes=((info.samples, info.channels), (target, info.channels)))
+
+    def _silent(self, info: MediaInfo, key: str, seed: int) -> MediaPlan:
+        """A clip without audio: ``no_audio``, or with ``allow_zero_audio`` (s2v sets that
+        follow a video) silence over the video's window, at the set's ``sample_rate``."""
+        if not self.settings.allow_zero_audio or self.video is None or info.fps <= 0:
+            return MediaPlan("no_audio")
+        rate = self.settings.sample_rate or S2V_SAMPLE_RATE
+        silent = attrs.evolve(info, sample_rate=rate, channels=1,
+                              samples=round(info.frames / info.fps * rate))
+        plan = aligned_plan(self.video, silent, key, seed, MAX_WINDOW_VALUES)
+        return plan if plan is not None else MediaPlan("no_audio")
 
     def bucket_label(self, bucket: tuple[int, ...]) -> str:
         """SimpleTuner's key: ``6s``, ``7.4s``."""

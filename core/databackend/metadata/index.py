@@ -43,7 +43,7 @@ REASONS: tuple[str, ...] = ("kept", "too_small", "aspect_out_of_range", "no_capt
                             "corrupt", "not_an_image", "unreadable",
                             # media (video, audio) datasets; appended so stored codes keep
                             "not_media", "too_few_frames", "too_many_frames", "too_short",
-                            "too_long")
+                            "too_long", "no_audio")
 #: The stored code of each reason name.
 REASON_CODES: Mapping[str, int] = {name: code for code, name in enumerate(REASONS)}
 #: Reasons found by reading the file: kept until the file changes (no re-probe).
