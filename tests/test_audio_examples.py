@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from audiofiles import write_av_audio, write_soundfile, write_video_with_audio
 
 from databackend.audio.encoders import ReferenceAudioEncoder
