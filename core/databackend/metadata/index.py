@@ -16,8 +16,8 @@ lists ``_pack`` collects are written, and ``_from_sections`` receives them back 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -238,6 +238,12 @@ class DatasetIndex(_Files):
         return bytes(self._pack())
 
     def _pack(self) -> bytearray:
+        buf = bytearray()
+        for chunk in self._chunks():
+            buf += chunk
+        return buf
+
+    def _chunks(self) -> Iterator[memoryview | bytes]:
         arrays, texts = self._file_sections("")
         arrays.update(target=self.target, intermediary=self.intermediary, crop=self.crop,
                       downsample=self.downsample, aspect=self.aspect)
@@ -249,7 +255,7 @@ class DatasetIndex(_Files):
         header = {"format": "databackend-index", "version": FORMAT_VERSION,
                   "count": len(self), "skipped": len(self.skipped),
                   "params_fingerprint": self.params_fingerprint, "meta": self.meta}
-        return indexfile.pack_sections(header, arrays, texts)
+        return indexfile.section_chunks(header, arrays, texts)
 
     @classmethod
     def from_bytes(cls, data: Any) -> DatasetIndex:
@@ -305,8 +311,9 @@ class DatasetIndex(_Files):
                    skipped=skipped, meta=header.get("meta") or {})
 
     def save(self, storage: StorageBackend, key: str) -> None:
-        """Write the index atomically to ``key`` of ``storage`` (no extra copy of the bytes)."""
-        storage.write(key, cast(bytes, self._pack()))
+        """Write the index atomically to ``key`` of ``storage``, streamed from views of its
+        columns where the storage can (no second copy of a large index in memory)."""
+        storage.write_chunks(key, self._chunks())
 
     @classmethod
     def load(cls, storage: StorageBackend, key: str) -> DatasetIndex | None:

@@ -37,8 +37,8 @@ def _write(store: StorageBackend, key: str, infos: list[FileInfo]) -> None:
     arrays = {"size": np.fromiter((i.size for i in infos), np.int64, len(infos)),
               "mtime": np.fromiter((i.mtime for i in infos), np.float64, len(infos))}
     texts = {"paths": [i.path for i in infos]}
-    store.write(key, bytes(indexfile.pack_sections({"format": "databackend-listing"}, arrays,
-                                                   texts)))
+    store.write_chunks(key, indexfile.section_chunks({"format": "databackend-listing"}, arrays,
+                                                     texts))
 
 
 def _read(store: StorageBackend, key: str) -> Iterator[FileInfo]:

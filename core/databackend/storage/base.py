@@ -182,6 +182,12 @@ class StorageBackend(ABC):
         except Exception as exc:  # returned to the caller, which decides
             return exc
 
+    def write_chunks(self, path: str, chunks: Iterable[bytes | memoryview]) -> None:
+        """Atomically replace ``path`` with the concatenation of ``chunks`` (a large file
+        written from views of data already in memory). The default joins them and calls
+        :meth:`write`; a backend that can stream (a local file) writes them one by one."""
+        self.write(path, b"".join(chunks))
+
     def write_many(self, items: Sequence[tuple[str, bytes]]) -> None:
         """Write many files concurrently; the first failure is raised after all finished."""
         if len(items) <= 1:

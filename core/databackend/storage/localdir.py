@@ -168,6 +168,14 @@ class LocalDirectory(StorageBackend):
     def write(self, path: str, data: bytes) -> None:
         """Write to a temporary file in the same folder, fsync, then ``os.replace``. A key
         whose folder resolves outside the root (through a symlink) is refused."""
+        self._write_atomic(path, (data,), len(data))
+
+    def write_chunks(self, path: str, chunks: Iterable[bytes | memoryview]) -> None:
+        """:meth:`write` of the concatenated ``chunks``, streamed into the temporary file."""
+        self._write_atomic(path, chunks, None)
+
+    def _write_atomic(self, path: str, chunks: Iterable[bytes | memoryview],
+                      total: int | None) -> None:
         full = self.full(path)
         folder = os.path.dirname(full)
         os.makedirs(folder, exist_ok=True)
@@ -176,10 +184,12 @@ class LocalDirectory(StorageBackend):
         try:
             fd, tmp = tempfile.mkstemp(dir=folder, prefix=".", suffix=".tmp-db")
         except OSError as exc:
-            raise self._write_error(path, len(data), exc) from exc
+            raise self._write_error(path, total or 0, exc) from exc
+        size = 0
         try:
             with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
+                for chunk in chunks:
+                    size += fh.write(chunk)
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, full)
@@ -187,7 +197,7 @@ class LocalDirectory(StorageBackend):
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             if isinstance(exc, OSError):
-                raise self._write_error(path, len(data), exc) from exc
+                raise self._write_error(path, size if total is None else total, exc) from exc
             raise
 
     def _write_error(self, path: str, size: int, exc: OSError) -> WriteFailedError:
