@@ -38,6 +38,7 @@ from databackend.metadata.probing import (
     LOCAL_FIRST_READ,
     REMOTE_FIRST_READ,
     probe_local,
+    probe_local_many,
     probe_local_stat,
     probe_remote,
     probe_remote_many,
@@ -87,9 +88,9 @@ def run_task(task: Task, storage: StorageBackend | None = None) -> Chunk:
     if task.sizes is not None:
         found = [(None, int(w), int(h)) for w, h in task.sizes]
     elif task.local:  # fstat of the open file: free, and all a names-only listing lacks
-        full = [probe_local_stat(store.local_path(k) or k) for k in task.keys]
-        found = [(r, w, h) for r, w, h, _, _ in full]
-        stats = np.array([(s, m) for _, _, _, s, m in full], np.float64).reshape(len(full), 2)
+        found, sizes, mtimes = probe_local_many([store.local_path(k) or k for k in task.keys])
+        stats = np.empty((len(found), 2))
+        stats[:, 0], stats[:, 1] = np.frombuffer(sizes, np.int64), np.frombuffer(mtimes)
     else:
         found = probe_remote_many(store, task.keys, task.nbytes or [], task.threads)
     params, seed, memo = task.params, task.seed, task.memo
