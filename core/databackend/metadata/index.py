@@ -188,7 +188,9 @@ class DatasetIndex(_Files):
         intermediary, crop (top, left), downsample; code 0 rows are kept (``captions`` gives
         theirs, in order), the others become the skipped table."""
         def pick(rows: np.ndarray) -> tuple[list[str], list[str | None] | None]:
-            """Paths and etags of ``rows``."""
+            """Paths and etags of ``rows`` (ascending, as ``flatnonzero`` gives them)."""
+            if len(rows) == len(paths):  # every row
+                return list(paths), None if etags is None else list(etags)
             at = rows.tolist()
             return [paths[r] for r in at], None if etags is None else [etags[r] for r in at]
 

@@ -67,8 +67,16 @@ class PackedStrings(Sequence[str]):
     @classmethod
     def from_strings(cls, items: Iterable[str | None]) -> PackedStrings:
         """Pack ``items`` (None is stored as the empty string)."""
-        encoded = [("" if s is None else s).encode("utf-8", "surrogateescape") for s in items]
-        offsets = np.zeros(len(encoded) + 1, np.int64)
+        texts = [("" if s is None else s) for s in items]
+        blob = "\0".join(texts).encode("utf-8", "surrogateescape")  # one encode for all
+        raw = np.frombuffer(blob, np.uint8)
+        seps = np.flatnonzero(raw == 0)
+        offsets = np.zeros(len(texts) + 1, np.int64)
+        if len(seps) == max(0, len(texts) - 1):  # no item holds NUL itself
+            offsets[1:-1] = seps - np.arange(len(seps))
+            offsets[-1] = len(raw) - len(seps)
+            return cls(np.delete(raw, seps).tobytes() if len(seps) else blob, offsets)
+        encoded = [s.encode("utf-8", "surrogateescape") for s in texts]
         np.cumsum(np.fromiter(map(len, encoded), np.int64, len(encoded)), out=offsets[1:])
         return cls(b"".join(encoded), offsets)
 
