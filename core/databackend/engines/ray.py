@@ -5,7 +5,8 @@
 process or thread pool: every chunk (a :class:`~databackend.metadata.scanner.Task` of up to 512
 files) runs :func:`~databackend.metadata.scanner.run_task` on a Ray worker, so the listing,
 the merge and the index write stay the single-machine code and the index is the one a local
-scan writes. A chunk whose worker dies is retried by Ray (``max_retries``); the storage
+scan writes. A chunk whose worker dies is retried by Ray (``max_retries``) and counted
+(:meth:`RayProbePool.retries`, see :mod:`databackend.engines.rayretry`); the storage
 (credentials included) travels once, through the object store (:func:`ray.put`), so task
 arguments hold only the chunk and a reference, and nothing secret is logged.
 
@@ -40,8 +41,12 @@ def connect(address: str | None = None) -> None:
         ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
 
 
-def _call(fn: Callable[..., Any], task: Any, storage: Any) -> Any:
-    """Runs on a Ray worker: ``fn(task, storage)`` (``storage`` resolved from the store)."""
+def _call(fn: Callable[..., Any], task: Any, storage: Any, counter: Any, key: str) -> Any:
+    """Runs on a Ray worker: ``fn(task, storage)`` (``storage`` resolved from the store), its
+    start registered with ``counter`` first (so a retry is counted)."""
+    from databackend.engines.rayretry import started
+
+    started(counter, key)
     return fn(task, storage)
 
 
@@ -52,14 +57,28 @@ class RayProbePool(Executor):
         """Put ``storage`` into the object store once; tasks get a reference to it."""
         ray = _ray()
         self._storage = ray.put(storage)
+        from databackend.engines.rayretry import new_counter
+
         self._remote = ray.remote(_call).options(max_retries=max_retries, num_cpus=num_cpus)
+        self._counter = new_counter()
         self.submitted = 0
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
         """Run ``fn(args[0], storage)`` on the cluster; a future of its result."""
         self.submitted += 1
-        future: Future[Any] = self._remote.remote(fn, args[0], self._storage).future()
+        future: Future[Any] = self._remote.remote(fn, args[0], self._storage, self._counter,
+                                                  f"probe:{self.submitted}").future()
         return future
+
+    def retries(self) -> int:
+        """Probe chunks Ray ran again after their worker died."""
+        from databackend.engines.rayretry import retries
+
+        return retries(self._counter, "probe:")
+
+    def stats(self) -> dict[str, int]:
+        """``{"tasks": chunks submitted, "retries": chunks re-run}`` for reports."""
+        return {"tasks": self.submitted, "retries": self.retries()}
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Nothing to stop: the cluster outlives the scan."""
