@@ -148,8 +148,11 @@ def fill_on_ray(jobs: list[FillJob], settings: Any, encoder: Any, *,
                 options: RayFillOptions, progress: bool | None = None) -> list[CacheRun]:
     """Fill ``jobs`` through the pipeline; one latents :class:`CacheRun` per job, whose
     report counts the batch re-runs Ray made (``retries``)."""
+    import ray.data
+
     from databackend.engines.rayretry import new_counter, retries
 
+    ray.data.DataContext.get_current().enable_progress_bars = False  # ours shows images/s
     start, counter = time.perf_counter(), new_counter()
     rows = _rows(jobs)
     tallies = (_collect(run_pipeline(rows, settings, encoder, counter, options), jobs, progress)

@@ -99,6 +99,7 @@ def test_s3_cache_on_ray_writes_the_local_entries(cluster: Path, make_backend: C
     local, remote = (_objects(s3_admin, bucket, f"cache-{n}/") for n in ("local", "ray"))
     assert len(local) > 18 and remote == local
     assert printed.count("photos: 12 entries, 0 already cached, 12 encoded") == 2
+    assert printed.count("photos: ") == 4 and "images/s" in printed.rpartition("latents")[2]
     logs = [p for p in (cluster / "logs").rglob("*") if p.is_file()]
     for path in logs:
         assert b"e2e-secret" not in path.read_bytes(), path
