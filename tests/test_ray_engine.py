@@ -22,15 +22,17 @@ from databackend.engines.ray import use_ray  # noqa: E402
 
 
 class DiesOnce(LocalDirectory):
-    """Kills the worker process that first asks for ``victim`` (a marker file remembers)."""
+    """Kills the worker process that first asks for each victim path (a marker file per victim
+    remembers); never the test's own process. ``""`` is asked for by the listing."""
 
-    def __init__(self, *, root: str, dataset_id: str, victim: str, marker: str) -> None:
+    def __init__(self, *, root: str, dataset_id: str, victims: dict[str, str]) -> None:
         super().__init__(root=root, dataset_id=dataset_id)
-        self.victim, self.marker = victim, marker
+        self.victims, self.driver = victims, os.getpid()
 
     def local_path(self, path: str) -> str | None:
-        if path == self.victim and not os.path.exists(self.marker):
-            Path(self.marker).write_text(str(os.getpid()))
+        marker = self.victims.get(path)
+        if marker and os.getpid() != self.driver and not os.path.exists(marker):
+            Path(marker).write_text(str(os.getpid()))
             os._exit(1)  # the worker dies without a word
         return super().local_path(path)
 
@@ -58,20 +60,24 @@ def _tree(make_images: Callable[..., Path]) -> Path:
     return root
 
 
-def test_a_killed_worker_is_retried_and_the_index_is_the_same(
+def test_killed_workers_are_retried_and_the_index_is_the_same(
         cluster: None, registry: PluginRegistry, tmp_path: Path,
         make_images: Callable[..., Path]) -> None:
+    """A listing share's worker and a probe chunk's worker die; Ray re-runs both."""
     root = _tree(make_images)
     local = make_meta(registry, tmp_path / "local", root)
     local.scan(progress=False)
-    marker = tmp_path / "killed"
-    storage = DiesOnce(root=str(root), dataset_id="ds", victim="f2/3.jpg", marker=str(marker))
+    markers = {"": str(tmp_path / "listing-killed"), "f2/3.jpg": str(tmp_path / "probe-killed")}
+    storage = DiesOnce(root=str(root), dataset_id="ds", victims=markers)
     remote = make_meta(registry, tmp_path / "ray", root, storage=storage)
-    pool = use_ray(remote)
+    pool = use_ray(remote, list_shares=3)
     remote.scan(progress=False)
     assert pool.submitted >= 1
-    assert marker.exists() and int(marker.read_text()) != os.getpid()  # a worker died
-    assert pool.retries() >= 1 and pool.stats()["tasks"] == pool.submitted  # ...and counted
+    for marker in markers.values():  # both workers died
+        assert int(Path(marker).read_text()) != os.getpid()
+    assert pool.retries() >= 2  # ...and their work was re-run and counted
+    assert pool.stats() == {"tasks": pool.submitted, "list_tasks": 3,
+                            "retries": pool.retries()}
     assert _canonical(remote.index) == _canonical(local.index)
     assert len(local.index) == 20 and local.index.skipped.counts() == {"not_an_image": 1}
 
@@ -96,8 +102,11 @@ def test_cli_scan_with_engine_ray(cluster: None, tmp_path: Path,
     local_report = json.loads(capsys.readouterr().out)
     assert _canonical(DatasetIndex.open_file(str(index))) == ray_bytes
     assert str(ray_report).count("'kept': 20") == str(local_report).count("'kept': 20") >= 1
-    assert ray_report["engine"]["ds"]["tasks"] >= 1 and ray_report["engine"]["ds"]["retries"] == 0
+    stats = ray_report["engine"]["ds"]
+    assert stats["tasks"] >= 1 and (stats["list_tasks"], stats["retries"]) == (2, 0)
     assert "engine" not in local_report
+    assert main(["scan", str(config), "--option", out, "--engine", "ray"]) == 0
+    assert "ray ds: 2 listing and 0 probe tasks, 0 retried by Ray" in capsys.readouterr().out
 
 
 class DyingVAE:

@@ -176,7 +176,8 @@ def _run(args: argparse.Namespace) -> int:
     for line in pairing_lines(getattr(args, "pairings", [])):
         print(line)
     for name, stats in getattr(args, "engine_stats", {}).items():
-        print(f"ray {name}: {stats['tasks']} probe tasks, {stats['retries']} retried by Ray")
+        print(f"ray {name}: {stats['list_tasks']} listing and {stats['tasks']} probe tasks, "
+              f"{stats['retries']} retried by Ray")
     total = sum(r.counts["kept"] for r, _ in results)
     skipped = sum(r.counts["skipped"] for r, _ in results)
     print(f"OK: {len(results)} dataset(s), {total} samples kept, {skipped} skipped")

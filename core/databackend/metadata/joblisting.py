@@ -23,7 +23,7 @@ from databackend.metadata import indexfile
 from databackend.storage.base import FileInfo, StorageBackend
 from databackend.storage.localdir import IGNORED_DIRS, LocalDirectory, _bad_name, _skip
 
-__all__ = ["part_key", "remove_parts", "shared_listing", "splittable"]
+__all__ = ["list_share", "part_key", "remove_parts", "shared_listing", "splittable"]
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +82,15 @@ def _mine(storage: LocalDirectory, exts: frozenset[str], rank: int,
     log.info("rank %d listed %d file(s) in %d of %d top-level folder(s)", rank, len(out),
              len(folders[rank::world]), len(folders))
     return out
+
+
+def list_share(storage: LocalDirectory, extensions: Iterable[str], share: int, shares: int
+               ) -> list[FileInfo]:
+    """Share ``share`` of ``shares`` of a local tree's listing (its top-level folders
+    ``[share::shares]``, share 0 also the top-level files): shares concatenated in order are
+    the listing :func:`shared_listing` yields. Skipped entries count in ``storage.skipped``."""
+    exts = frozenset(e.lower().lstrip(".") for e in extensions)
+    return _mine(storage, exts, share, shares)
 
 
 def _write(store: StorageBackend, key: str, infos: list[FileInfo]) -> None:

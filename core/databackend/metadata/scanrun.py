@@ -152,6 +152,9 @@ class ScanRun:
         """Several ranks with a process group split a local listing (one listing per job, see
         :mod:`databackend.metadata.joblisting`); otherwise this rank lists everything."""
         token = broadcast_token(self.world) if self.world > 1 else None  # every rank calls it
+        lister = self.b.shard_lister
+        if token is None and lister is not None and splittable(self.b.storage):
+            return iter(lister(self.b.storage, frozenset(exts)))  # e.g. shares on Ray
         if token is None or not splittable(self.b.storage):
             return self._listed(exts, cold=names_only)
         self.parts_token = token
