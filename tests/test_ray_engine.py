@@ -22,15 +22,17 @@ from databackend.engines.ray import use_ray  # noqa: E402
 
 
 class DiesOnce(LocalDirectory):
-    """Kills the worker process that first asks for ``victim`` (a marker file remembers)."""
+    """Kills the worker process that first asks for each victim path (a marker file per victim
+    remembers); never the test's own process. ``""`` is asked for by the listing."""
 
-    def __init__(self, *, root: str, dataset_id: str, victim: str, marker: str) -> None:
+    def __init__(self, *, root: str, dataset_id: str, victims: dict[str, str]) -> None:
         super().__init__(root=root, dataset_id=dataset_id)
-        self.victim, self.marker = victim, marker
+        self.victims, self.driver = victims, os.getpid()
 
     def local_path(self, path: str) -> str | None:
-        if path == self.victim and not os.path.exists(self.marker):
-            Path(self.marker).write_text(str(os.getpid()))
+        marker = self.victims.get(path)
+        if marker and os.getpid() != self.driver and not os.path.exists(marker):
+            Path(marker).write_text(str(os.getpid()))
             os._exit(1)  # the worker dies without a word
         return super().local_path(path)
 
@@ -58,19 +60,24 @@ def _tree(make_images: Callable[..., Path]) -> Path:
     return root
 
 
-def test_a_killed_worker_is_retried_and_the_index_is_the_same(
+def test_killed_workers_are_retried_and_the_index_is_the_same(
         cluster: None, registry: PluginRegistry, tmp_path: Path,
         make_images: Callable[..., Path]) -> None:
+    """A listing share's worker and a probe chunk's worker die; Ray re-runs both."""
     root = _tree(make_images)
     local = make_meta(registry, tmp_path / "local", root)
     local.scan(progress=False)
-    marker = tmp_path / "killed"
-    storage = DiesOnce(root=str(root), dataset_id="ds", victim="f2/3.jpg", marker=str(marker))
+    markers = {"": str(tmp_path / "listing-killed"), "f2/3.jpg": str(tmp_path / "probe-killed")}
+    storage = DiesOnce(root=str(root), dataset_id="ds", victims=markers)
     remote = make_meta(registry, tmp_path / "ray", root, storage=storage)
-    pool = use_ray(remote)
+    pool = use_ray(remote, list_shares=3)
     remote.scan(progress=False)
     assert pool.submitted >= 1
-    assert marker.exists() and int(marker.read_text()) != os.getpid()  # a worker died
+    for marker in markers.values():  # both workers died
+        assert int(Path(marker).read_text()) != os.getpid()
+    assert pool.retries() >= 2  # ...and their work was re-run and counted
+    assert pool.stats() == {"tasks": pool.submitted, "list_tasks": 3,
+                            "retries": pool.retries()}
     assert _canonical(remote.index) == _canonical(local.index)
     assert len(local.index) == 20 and local.index.skipped.counts() == {"not_an_image": 1}
 
@@ -95,6 +102,11 @@ def test_cli_scan_with_engine_ray(cluster: None, tmp_path: Path,
     local_report = json.loads(capsys.readouterr().out)
     assert _canonical(DatasetIndex.open_file(str(index))) == ray_bytes
     assert str(ray_report).count("'kept': 20") == str(local_report).count("'kept': 20") >= 1
+    stats = ray_report["engine"]["ds"]
+    assert stats["tasks"] >= 1 and (stats["list_tasks"], stats["retries"]) == (2, 0)
+    assert "engine" not in local_report
+    assert main(["scan", str(config), "--option", out, "--engine", "ray"]) == 0
+    assert "ray ds: 2 listing and 0 probe tasks, 0 retried by Ray" in capsys.readouterr().out
 
 
 class DyingVAE:
@@ -121,7 +133,8 @@ def _cache_files(out: Path) -> dict[str, bytes]:
 
 def test_cache_on_ray_writes_the_local_entries_even_after_a_killed_worker(
         cluster: None, tmp_path: Path, make_images: Callable[..., Path]) -> None:
-    """``run_cache`` is what ``databackend cache --engine ray`` runs (``--shares 2``)."""
+    """``run_cache`` is what ``databackend cache --engine ray`` runs: the latents in the Ray
+    Data pipeline (its encoder actor dies once), the text cache in 2 share tasks."""
     import argparse
     import json
 
@@ -140,18 +153,38 @@ def test_cache_on_ray_writes_the_local_entries_even_after_a_killed_worker(
     assert len(expected) > 20
     marker = tmp_path / "killed"
     args = argparse.Namespace(config=str(config), var=[], option=[f"output_dir={remote}"],
-                              batch_size=8, text_batch_size=32, address=None)
+                              batch_size=8, text_batch_size=32, address=None, no_progress=True)
     runs = run_cache(args, (ReferenceTextEncoder(), DyingVAE(str(marker))), shares=2)
     assert marker.exists() and int(marker.read_text()) != os.getpid()  # a worker died
     assert _cache_files(remote) == expected
-    latents = next(r for r in runs if r.kind == "latents").report
-    assert latents.total == 20 and not latents.failed
+    assert [r.kind for r in runs] == ["latents", "text"]
+    latents = runs[0].report
+    assert (latents.total, latents.encoded, latents.failed) == (20, 20, ())
+    assert latents.retries >= 1  # the batch the dead actor held ran again, and was counted
+    assert runs[1].report.encoded >= 1 and runs[1].report.retries == 0  # captions and ""
+    again = run_cache(args, (ReferenceTextEncoder(), DyingVAE(str(marker))), shares=2)
+    assert (again[0].report.cached, again[0].report.encoded) == (20, 0)
 
 
 def test_cache_command_line_carries_what_run_cache_reads() -> None:
     from databackend.cli import make_parser
 
     args = make_parser().parse_args(["cache", "c.json", "--engine", "ray", "--address",
-                                     "ray://h:1", "--shares", "3", "--num-gpus", "0.5"])
+                                     "ray://h:1", "--shares", "3", "--num-gpus", "0.5",
+                                     "--encoders", "4", "--decoders", "6"])
     assert (args.engine, args.address, args.shares, args.num_gpus) == ("ray", "ray://h:1", 3, 0.5)
+    assert (args.encoders, args.decoders) == (4, 6)
     assert {"config", "var", "option", "batch_size", "text_batch_size"} <= set(vars(args))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16", "float16"])
+def test_latents_cross_the_pipeline_bit_for_bit(dtype: str) -> None:
+    import torch
+
+    from databackend.engines.raystages import from_wire, to_wire
+
+    latents = [torch.randn(4, 3, 5).to(getattr(torch, dtype)) for _ in range(3)]
+    raw, name, shape = to_wire(latents)
+    assert raw.dtype.name == "uint8" and (name, shape) == (dtype, [4, 3, 5])
+    back = from_wire(raw.copy(), name, shape)
+    assert all(torch.equal(a, b) and a.dtype == b.dtype for a, b in zip(latents, back, strict=True))

@@ -65,6 +65,8 @@ class PrecomputeReport:
     ``skipped`` names the flag that turned precompute off (``vae_cache_disable``), if any.
     ``wait_seconds``: time the encoder side waited for decoded images (latents);
     ``oom_retries``: out-of-memory errors that halved a batch.
+    ``retries``: units of work an engine re-ran after a failure (``--engine ray``: batches
+    Ray retried after their worker died).
     """
 
     total: int = 0
@@ -76,6 +78,7 @@ class PrecomputeReport:
     skipped: str | None = None
     wait_seconds: float = 0.0
     oom_retries: int = 0
+    retries: int = 0
 
     @property
     def outside_share(self) -> float:

@@ -113,7 +113,8 @@ def precompute_plan(plan: DataPlan, context: BuildContext, *, text_encoder: Text
                     progress: bool | None = None, batch_size: int = 8,
                     text_batch_size: int = 32, include_ondemand: bool = False,
                     media_encoders: Mapping[str, Any] | None = None,
-                    conditioning_image_encoder: Any = None) -> list[CacheRun]:
+                    conditioning_image_encoder: Any = None,
+                    latents_elsewhere: Iterable[str] = ()) -> list[CacheRun]:
     """Fill the latent cache of every enabled dataset and every text cache they use.
 
     ``metadata`` maps dataset ids to scanned metadata backends; missing ones are built and
@@ -121,6 +122,7 @@ def precompute_plan(plan: DataPlan, context: BuildContext, *, text_encoder: Text
     ``context.rank`` / ``context.world_size``. Returns one :class:`CacheRun` per cache.
     Media datasets (video) use ``media_encoders[kind]`` (docs/video.md).
     ``conditioning_image_encoder`` fills the ``conditioning_image_embeds`` caches.
+    ``latents_elsewhere``: ids of datasets whose latents another engine fills (no run here).
     """
     datasets = [d for d in plan.datasets if not d.disabled]
     metas = dict(metadata or {})
@@ -137,8 +139,9 @@ def precompute_plan(plan: DataPlan, context: BuildContext, *, text_encoder: Text
     options = {"progress": progress, "batch_size": batch_size,
                "text_batch_size": text_batch_size, "include_ondemand": include_ondemand,
                "media_encoders": media_encoders}
+    elsewhere = set(latents_elsewhere)
     runs = [_latents(plan, d, metas[d.id], context, image_encoder, options) for d in datasets
-            if not is_media(d)]
+            if not is_media(d) and d.id not in elsewhere]
     runs += _media_runs(plan, [d for d in datasets if is_media(d)], metas, context, options)
     runs += conditioning_runs(plan, context, metas, image_encoder, options)
     runs += _texts(plan, datasets, metas, context, text_encoder, options)

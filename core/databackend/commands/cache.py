@@ -54,6 +54,7 @@ def _line(run: Any) -> str:
     if r.skipped:
         return f"{run.kind:7} {run.name}: skipped ({r.skipped})  [{run.location}]"
     failed = f", {len(r.failed)} failed" if r.failed else ""
+    failed += f", {r.retries} retried by Ray" if r.retries else ""
     return (f"{run.kind:7} {run.name}: {r.total} entries, {r.cached} already cached, "
             f"{r.encoded} encoded{failed} in {r.seconds:.1f}s  [{run.location}]")
 
@@ -99,9 +100,12 @@ def _run(args: argparse.Namespace) -> int:
     stand_in = args.text_encoder is None and args.image_encoder is None  # reference encoders
     if args.engine == "ray":  # scan and fill on a Ray cluster (docs/scale.md)
         from databackend.engines.raycache import run_cache
+        from databackend.engines.raydata import RayFillOptions
 
+        options = RayFillOptions(num_gpus=args.num_gpus, encoders=args.encoders,
+                                 decoders=args.decoders)
         runs = run_cache(args, (text_encoder, image_encoder), shares=args.shares,
-                         num_gpus=args.num_gpus)
+                         num_gpus=args.num_gpus, options=options)
     else:
         runs = precompute_plan(plan, context, text_encoder=text_encoder,
                                image_encoder=image_encoder, progress=progress,
@@ -153,7 +157,14 @@ def register(sub: Any) -> None:
     add_encoder_arguments(parser)
     add_engine_arguments(parser)
     parser.add_argument("--shares", type=int, default=2,
-                        help="with --engine ray: Ray tasks the caches are split into")
+                        help="with --engine ray: Ray tasks the text, video/audio and "
+                        "conditioning caches are split into (image latents run in the Ray "
+                        "Data pipeline)")
     parser.add_argument("--num-gpus", type=float, default=0,
-                        help="with --engine ray: GPUs per task (for GPU encoders)")
+                        help="with --engine ray: GPUs per encoder actor and per share task")
+    parser.add_argument("--encoders", type=int, default=1,
+                        help="with --engine ray: image encoder actors of the pipeline")
+    parser.add_argument("--decoders", type=int, default=None,
+                        help="with --engine ray: decode actors (default: 1 up to the "
+                        "cluster's CPUs)")
     parser.set_defaults(func=_run)

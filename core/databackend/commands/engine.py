@@ -20,15 +20,16 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
                         help="Ray cluster address (default: a running cluster, else a local one)")
 
 
-def attach_engine(args: argparse.Namespace, meta: Any) -> None:
-    """Make ``meta`` probe on the engine ``args`` names (metadata backends that can)."""
+def attach_engine(args: argparse.Namespace, meta: Any) -> Any:
+    """Make ``meta`` probe on the engine ``args`` names (metadata backends that can); the
+    engine's pool (with ``stats()``: tasks and retries), or None for local probing."""
     if getattr(args, "engine", "local") != "ray":
-        return
+        return None
     if not hasattr(meta, "probe_executor"):
         log.warning("dataset %r: its metadata backend cannot run on Ray; scanning locally",
                     getattr(getattr(meta, "dataset", None), "id", "?"))
-        return
+        return None
     from databackend.engines.ray import connect, use_ray
 
     connect(args.address)
-    use_ray(meta)
+    return use_ray(meta)

@@ -103,8 +103,11 @@ def scan_datasets(args: argparse.Namespace) -> list[tuple[ScanReport, dict[str, 
                 if dataset.auto_generated:  # generated conditioning: outputs first
                     conditioning.generate(dataset, storage, metas, progress=progress)
                 metas[dataset.id] = meta = build_metadata(dataset, storage, context)
-                attach_engine(args, meta)
+                engine = attach_engine(args, meta)
                 report = meta.scan(progress=progress)
+                if engine is not None:  # --engine ray: probe tasks and Ray's retries
+                    args.engine_stats = {**getattr(args, "engine_stats", {}),
+                                         dataset.id: engine.stats()}
                 results.append((report, storage.scan_summary()))
             finally:
                 counter.close()
@@ -159,7 +162,9 @@ def _run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"datasets": [{**report.to_dict(), "storage": summary}
                                        for report, summary in results],
-                          "pairing": getattr(args, "pairings", [])}, indent=2))
+                          "pairing": getattr(args, "pairings", []),
+                          **({"engine": args.engine_stats} if hasattr(args, "engine_stats")
+                             else {})}, indent=2))
         return 0
     for report, summary in results:
         print(report.format_table())
@@ -170,6 +175,9 @@ def _run(args: argparse.Namespace) -> int:
 
     for line in pairing_lines(getattr(args, "pairings", [])):
         print(line)
+    for name, stats in getattr(args, "engine_stats", {}).items():
+        print(f"ray {name}: {stats['list_tasks']} listing and {stats['tasks']} probe tasks, "
+              f"{stats['retries']} retried by Ray")
     total = sum(r.counts["kept"] for r, _ in results)
     skipped = sum(r.counts["skipped"] for r, _ in results)
     print(f"OK: {len(results)} dataset(s), {total} samples kept, {skipped} skipped")

@@ -1,16 +1,18 @@
-"""Run the scan's probe chunks as Ray tasks (``pip install databackend[ray]``).
+"""Run the scan's listing and probes as Ray tasks (``pip install databackend[ray]``).
 
 :class:`RayProbePool` is a :class:`concurrent.futures.Executor` the scan's
 :class:`~databackend.metadata.scanner.Prober` dispatches its chunks to, in place of its own
-process or thread pool: every chunk (a :class:`~databackend.metadata.scanner.Task` of up to 512
-files) runs :func:`~databackend.metadata.scanner.run_task` on a Ray worker, so the listing,
-the merge and the index write stay the single-machine code and the index is the one a local
-scan writes. A chunk whose worker dies is retried by Ray (``max_retries``); the storage
+process or thread pool: every chunk (a :class:`~databackend.metadata.scanner.Task` of up to
+512 files) runs :func:`~databackend.metadata.scanner.run_task` on a Ray worker. A plain local
+tree is listed in shares on Ray too (:mod:`databackend.engines.raylisting`). The merge and the
+index write stay the single-machine code on the driver, so the index is the one a local scan
+writes. A task whose worker dies is retried by Ray (``max_retries``) and counted
+(:meth:`RayProbePool.retries`, see :mod:`databackend.engines.rayretry`); the storage
 (credentials included) travels once, through the object store (:func:`ray.put`), so task
 arguments hold only the chunk and a reference, and nothing secret is logged.
 
-:func:`use_ray` attaches a pool to a metadata backend; ``databackend scan --engine ray
-[--address ADDR]`` does it for every dataset.
+:func:`use_ray` attaches a pool (and a lister) to a metadata backend; ``databackend scan
+--engine ray [--address ADDR]`` does it for every dataset.
 """
 
 from __future__ import annotations
@@ -40,8 +42,12 @@ def connect(address: str | None = None) -> None:
         ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
 
 
-def _call(fn: Callable[..., Any], task: Any, storage: Any) -> Any:
-    """Runs on a Ray worker: ``fn(task, storage)`` (``storage`` resolved from the store)."""
+def _call(fn: Callable[..., Any], task: Any, storage: Any, counter: Any, key: str) -> Any:
+    """Runs on a Ray worker: ``fn(task, storage)`` (``storage`` resolved from the store), its
+    start registered with ``counter`` first (so a retry is counted)."""
+    from databackend.engines.rayretry import started
+
+    started(counter, key)
     return fn(task, storage)
 
 
@@ -52,21 +58,43 @@ class RayProbePool(Executor):
         """Put ``storage`` into the object store once; tasks get a reference to it."""
         ray = _ray()
         self._storage = ray.put(storage)
+        from databackend.engines.rayretry import new_counter
+
         self._remote = ray.remote(_call).options(max_retries=max_retries, num_cpus=num_cpus)
+        self.counter = new_counter()
         self.submitted = 0
+        self.lister: Any = None  # the RayLister sharing the counter, if any
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
         """Run ``fn(args[0], storage)`` on the cluster; a future of its result."""
         self.submitted += 1
-        future: Future[Any] = self._remote.remote(fn, args[0], self._storage).future()
+        future: Future[Any] = self._remote.remote(fn, args[0], self._storage, self.counter,
+                                                  f"probe:{self.submitted}").future()
         return future
+
+    def retries(self) -> int:
+        """Probe chunks and listing shares Ray ran again after their worker died."""
+        from databackend.engines.rayretry import retries
+
+        return retries(self.counter)
+
+    def stats(self) -> dict[str, int]:
+        """``{"tasks": probe chunks, "list_tasks": listing shares, "retries": re-runs}``."""
+        listed = self.lister.submitted if self.lister is not None else 0
+        return {"tasks": self.submitted, "list_tasks": listed, "retries": self.retries()}
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Nothing to stop: the cluster outlives the scan."""
 
 
-def use_ray(meta: Any, **options: Any) -> RayProbePool:
-    """Make ``meta`` (a discovery metadata backend) probe on Ray from its next scan on."""
+def use_ray(meta: Any, *, list_shares: int | None = None, **options: Any) -> RayProbePool:
+    """Make ``meta`` (a discovery metadata backend) probe on Ray from its next scan on, and
+    list the dataset in ``list_shares`` Ray tasks where its storage splits its listing (None:
+    one per cluster CPU)."""
+    from databackend.engines.raylisting import RayLister
+
     pool = RayProbePool(meta.storage, **options)
     meta.probe_executor = pool
+    if hasattr(meta, "shard_lister"):
+        pool.lister = meta.shard_lister = RayLister(pool.counter, list_shares)
     return pool

@@ -152,6 +152,11 @@ class ScanRun:
         """Several ranks with a process group split a local listing (one listing per job, see
         :mod:`databackend.metadata.joblisting`); otherwise this rank lists everything."""
         token = broadcast_token(self.world) if self.world > 1 else None  # every rank calls it
+        lister = self.b.shard_lister
+        if token is None and lister is not None:
+            shards = lister(self.b.storage, frozenset(exts))  # e.g. shares on Ray
+            if shards is not None:
+                return shards
         share = (self.b.storage.list_share(self.rank, self.world, extensions=exts)
                  if token is not None else None)
         if token is None or share is None:

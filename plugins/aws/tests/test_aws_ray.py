@@ -66,3 +66,40 @@ def test_s3_scan_on_ray_equals_the_local_scan(cluster: Path, make_backend: Calla
     for path in logs:  # ... and no credential is in any of them
         text = path.read_bytes()
         assert b"e2e-secret" not in text, path
+
+
+def _objects(admin: Any, bucket: str, prefix: str) -> dict[str, bytes]:
+    """Every object under ``prefix`` (key relative to it) with its bytes."""
+    pages = admin.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    keys = [o["Key"] for page in pages for o in page.get("Contents", [])]
+    return {k[len(prefix):]: admin.get_object(Bucket=bucket, Key=k)["Body"].read() for k in keys}
+
+
+def test_s3_cache_on_ray_writes_the_local_entries(cluster: Path, make_backend: Callable[...,
+                                                  S3Backend], bucket: str, s3_endpoint: str,
+                                                  s3_admin: Any, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """``databackend cache --engine ray``: images read from S3 by the decode actors, latents
+    and text embeddings written to S3, the same objects as a local run, no key in Ray's logs."""
+    import json
+
+    from e2e_support import entries
+
+    from databackend.cli import main
+
+    upload(make_backend(dataset_id="uploader"))
+    options = ["--option", "resolution=64", "--option", "resolution_type=pixel_area",
+               "--option", "aspect_bucket_alignment=16", "--no-progress"]
+    for name, engine in (("local", []), ("ray", ["--engine", "ray"])):
+        config = tmp_path / f"{name}.json"
+        config.write_text(json.dumps(entries(bucket, s3_endpoint, cache=f"cache-{name}")))
+        out = ["--option", f"output_dir={tmp_path / name}"]
+        assert main(["cache", str(config), *out, *options, *engine]) == 0
+    printed = capsys.readouterr().out
+    local, remote = (_objects(s3_admin, bucket, f"cache-{n}/") for n in ("local", "ray"))
+    assert len(local) > 18 and remote == local
+    assert printed.count("photos: 12 entries, 0 already cached, 12 encoded") == 2
+    assert printed.count("photos: ") == 4 and "images/s" in printed.rpartition("latents")[2]
+    logs = [p for p in (cluster / "logs").rglob("*") if p.is_file()]
+    for path in logs:
+        assert b"e2e-secret" not in path.read_bytes(), path
