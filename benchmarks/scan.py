@@ -24,8 +24,8 @@ JPEGs with EXIF orientation 6; each distinct (shape, format) is encoded once and
 Measured on the shared 2-core machine (``--n 20000 --repeat 7 --synthetic 0``, three runs under
 the CPU lock, 2026-12-03): single-process ratio 1.02-1.31x; against the bare loop on 2 processes
 ratio 0.68-0.83x in-process and 0.47-0.57x as whole processes (0.51-0.62 s against 0.24-0.35 s;
-target >= 1.0x: not met, see docs/scale.md for what limits it); CPU per pool worker 12-14 us per
-file against 14-16 us for the bare loop's; warm rescan ratio 1.51-1.60x.
+target >= 1.0x: not met, see docs/scale.md for what limits it); CPU per pool worker 12-15 us per
+file against 15-18 us for the bare loop's; warm rescan ratio 1.51-1.60x.
 """
 
 from __future__ import annotations
