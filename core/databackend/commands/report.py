@@ -13,7 +13,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from databackend.caches import load_encoder
 from databackend.commands.common import add_config_arguments, parse_pairs
 from databackend.options import FactoryOptions
 
@@ -42,6 +41,8 @@ def make_report(config: str, output: str | Path, *, options: FactoryOptions,
 
 
 def _encoder(spec: str | None, identity: str | None) -> Any:
+    from databackend.caches import load_encoder  # (not at every CLI start)
+
     return load_encoder(spec) if spec else identity
 
 

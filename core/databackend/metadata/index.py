@@ -126,13 +126,15 @@ class SkippedFiles(_Files):
 
     def counts(self) -> dict[str, int]:
         """Skipped files per reason (only reasons that occur)."""
+        if not len(self.reason):
+            return {}
         codes, counts = np.unique(self.reason, return_counts=True)
         return {REASONS[int(c)]: int(k) for c, k in zip(codes, counts, strict=True)}
 
     def examples(self, per_reason: int = 5) -> dict[str, list[str]]:
         """Up to ``per_reason`` example paths per reason."""
         out: dict[str, list[str]] = {}
-        for code in np.unique(self.reason):
+        for code in np.unique(self.reason) if len(self.reason) else ():
             rows = np.flatnonzero(self.reason == code)[:per_reason]
             out[REASONS[int(code)]] = [self.paths[int(r)] for r in rows]
         return out
