@@ -177,6 +177,25 @@ def test_cache_command_line_carries_what_run_cache_reads() -> None:
     assert {"config", "var", "option", "batch_size", "text_batch_size"} <= set(vars(args))
 
 
+def test_pipeline_settings_come_from_the_flags_else_the_factory_options() -> None:
+    from databackend.cli import make_parser
+    from databackend.commands.engine import ray_fill_settings
+    from databackend.errors import ConfigError
+    from databackend.options import FactoryOptions
+
+    options = FactoryOptions.from_mapping({"ray_num_gpus": "1", "ray_encoders": "8",
+                                           "ray_shares": "5"})
+    plain = make_parser().parse_args(["cache", "c.json", "--engine", "ray"])
+    fill, shares = ray_fill_settings(plain, options)
+    assert (fill.num_gpus, fill.encoders, fill.decoders, shares) == (1.0, 8, None, 5)
+    flags = make_parser().parse_args(["cache", "c.json", "--num-gpus", "0", "--decoders", "3",
+                                      "--shares", "1"])
+    fill, shares = ray_fill_settings(flags, options)
+    assert (fill.num_gpus, fill.encoders, fill.decoders, shares) == (0, 8, 3, 1)
+    with pytest.raises(ConfigError, match="ray_encoders"):
+        FactoryOptions.from_mapping({"ray_encoders": "0"})
+
+
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16", "float16"])
 def test_latents_cross_the_pipeline_bit_for_bit(dtype: str) -> None:
     import torch
