@@ -104,17 +104,20 @@ def run_pipeline(rows: list[dict[str, Any]], settings: Any, encoder: Any, counte
     from databackend.engines.raystages import DecodeStage, EncodeStage, WriteStage
 
     resources: Any = ray.cluster_resources  # (untyped)
-    decoders = options.decoders or (1, max(1, int(resources().get("CPU", 1))))
+    pool = ray.data.ActorPoolStrategy
+    decoders = (pool(size=options.decoders) if options.decoders
+                else pool(min_size=1, max_size=max(1, int(resources().get("CPU", 1)))))
     common: dict[str, Any] = {"batch_size": 1, "batch_format": "numpy"}
     ds: Any = ray.data.from_items(rows, override_num_blocks=max(1, len(rows)))
     ds = ds.map_batches(DecodeStage, fn_constructor_args=([settings], counter),
                         fn_constructor_kwargs={"threads": options.decode_threads},
-                        concurrency=decoders, num_cpus=1, **common)
+                        compute=decoders, num_cpus=1, **common)
     ds = ds.map_batches(EncodeStage, fn_constructor_args=([settings], counter, [encoder]),
-                        concurrency=options.encoders, num_cpus=options.encoder_cpus,
+                        compute=pool(size=options.encoders), num_cpus=options.encoder_cpus,
                         num_gpus=options.num_gpus or None, **common)
     return ds.map_batches(WriteStage, fn_constructor_args=([settings], counter),
-                          concurrency=options.writers, num_cpus=options.writer_cpus, **common)
+                          compute=pool(size=options.writers), num_cpus=options.writer_cpus,
+                          **common)
 
 
 @attrs.define
