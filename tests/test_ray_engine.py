@@ -134,7 +134,8 @@ def _cache_files(out: Path) -> dict[str, bytes]:
 def test_cache_on_ray_writes_the_local_entries_even_after_a_killed_worker(
         cluster: None, tmp_path: Path, make_images: Callable[..., Path]) -> None:
     """``run_cache`` is what ``databackend cache --engine ray`` runs: the latents in the Ray
-    Data pipeline (its encoder actor dies once), the text cache in 2 share tasks."""
+    Data pipeline (its encoder actor dies once), the text cache in 2 share tasks. A JPEG cut
+    in half passes the scan (its header is whole) and fails to decode: reported as locally."""
     import argparse
     import json
 
@@ -143,12 +144,14 @@ def test_cache_on_ray_writes_the_local_entries_even_after_a_killed_worker(
     from databackend.engines.raycache import run_cache
 
     root = _tree(make_images)
+    whole = (root / "f0" / "0.jpg").read_bytes()
+    (root / "f3" / "cut.jpg").write_bytes(whole[:len(whole) // 2])
     config = tmp_path / "config.json"
     config.write_text(json.dumps([{"id": "ds", "type": "local", "instance_data_dir": str(root),
                                    "resolution": 64, "resolution_type": "pixel_area",
                                    "aspect_bucket_alignment": 16}]))
     local, remote = tmp_path / "local", tmp_path / "ray"
-    assert main(["cache", str(config), "--option", f"output_dir={local}", "--no-progress"]) == 0
+    assert main(["cache", str(config), "--option", f"output_dir={local}", "--no-progress"]) == 1
     expected = _cache_files(local)
     assert len(expected) > 20
     marker = tmp_path / "killed"
@@ -159,11 +162,13 @@ def test_cache_on_ray_writes_the_local_entries_even_after_a_killed_worker(
     assert _cache_files(remote) == expected
     assert [r.kind for r in runs] == ["latents", "text"]
     latents = runs[0].report
-    assert (latents.total, latents.encoded, latents.failed) == (20, 20, ())
+    assert (latents.total, latents.encoded, len(latents.failed)) == (21, 20, 1)
+    assert latents.failed[0][0] == "f3/cut.jpg" and "Truncated" in latents.failed[0][1]
     assert latents.retries >= 1  # the batch the dead actor held ran again, and was counted
     assert runs[1].report.encoded >= 1 and runs[1].report.retries == 0  # captions and ""
     again = run_cache(args, (ReferenceTextEncoder(), DyingVAE(str(marker))), shares=2)
     assert (again[0].report.cached, again[0].report.encoded) == (20, 0)
+    assert again[0].report.failed == latents.failed
 
 
 def test_cache_command_line_carries_what_run_cache_reads() -> None:
