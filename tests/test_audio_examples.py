@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from audiofiles import write_av_audio, write_soundfile, write_video_with_audio
 
 from databackend.audio.encoders import ReferenceAudioEncoder
@@ -94,3 +95,84 @@ def test_cli_run_and_scan_an_audio_config(tmp_path: Path, capsys: Any) -> None:
     assert main(["cache", str(config), "--no-progress", "--option", out, "--audio-encoder",
                  "databackend.audio.encoders:ReferenceAudioEncoder"]) == 0
     assert "3 entries, 3 already cached, 0 encoded" in capsys.readouterr().out
+
+
+def test_s2v_audio_follows_the_video_window(tmp_path: Path) -> None:
+    """The audio of each clip is cut to the frames its video set trains on (here the middle
+    9 frames, every second frame, of 3-4 s clips at 8 fps), not to a duration bucket."""
+    data = tmp_path / "drums"
+    for n, sec in enumerate([3.0, 3.0, 4.0]):
+        write_video_with_audio(data / f"take{n}.mp4", sec, fps=8, seed=n)
+        (data / f"take{n}.txt").write_text(f"drumming {n}")
+    config = load("video.json", data)
+    config[0]["video"] = {"num_frames": 9, "window": "center", "frame_stride": 2}
+    f, batches = run(config, tmp_path / "out", "wan")
+    video, audio = f.metadata["drumming"].index, f.metadata["drumming_audio"].index
+    assert len(audio) == 3
+    for i, path in enumerate(audio.paths):
+        frames = video.window(video.position(path))
+        assert frames.start > 0 and frames.stride == 2  # a window from the middle
+        rate = audio.info(i).sample_rate
+        assert audio.info(i).fps == 8 and audio.info(i).frames == video.info(
+            video.position(path)).frames
+        assert audio.window(i).start == round(frames.start / 8 * rate)
+        assert audio.window(i).length == round(17 / 8 * rate)  # 9 frames 2 apart: 17 frames
+        assert tuple(audio.bucket_of(i)) == (2125, 1)  # 17 / 8 s, for every clip
+    for b in batches:  # the same audio length for every clip of a batch, no padding
+        assert b.audio is not None and b.audio.mask.tolist() == [1] * len(b)
+        assert len(set(b.audio.lengths.tolist())) == 1
+
+
+def test_named_s2v_sets_follow_their_video_set(registry: Any, tmp_path: Path) -> None:
+    from databackend.audio.s2v import inject_s2v_audio
+    from databackend.config.loader import parse_entries
+    from databackend.errors import ConfigError
+    from databackend.options import FactoryOptions
+
+    block = {"num_frames": 17, "window": "random"}
+    raw = [{"id": "v", "type": "local", "dataset_type": "video", "video": block,
+            "instance_data_dir": str(tmp_path), "s2v_datasets": ["a", "b"]},
+           {"id": "a", "type": "local", "dataset_type": "audio", "instance_data_dir": str(tmp_path),
+            "audio": {"source_from_video": True}},
+           {"id": "b", "type": "local", "dataset_type": "audio", "instance_data_dir": str(tmp_path)}]
+    out = inject_s2v_audio(raw)
+    assert out[1]["s2v_video"] == block  # takes its audio from the clips: follows them
+    assert "s2v_video" not in out[2]  # separate audio files: its own windows
+    wrong = [*raw[:2], {**raw[2], "s2v_video": {"num_frames": "x"}}]
+    with pytest.raises(ConfigError) as caught:
+        parse_entries(wrong, registry, FactoryOptions())
+    assert "`s2v_video` is for audio datasets with `audio.source_from_video: true`" in str(
+        caught.value)
+
+
+def test_clips_without_audio_get_silence_or_mask_zero(tmp_path: Path) -> None:
+    """A clip without an audio stream: with ``allow_zero_audio`` it carries the encoded
+    silence of its window and mask 1 (the reference's zero audio); without, it is skipped
+    by the audio set as ``no_audio`` and its video batch says mask 0."""
+    from databackend.media.synthetic import write_video
+
+    data = tmp_path / "drums"
+    write_video_with_audio(data / "take0.mp4", 3.0, fps=8, size=(64, 64))
+    write_video(data / "mute.mp4", 64, 64, 24, fps=8)
+    for name in ("take0", "mute"):
+        (data / f"{name}.txt").write_text(name)
+    masks = {}
+    for allow in (True, False):
+        config = load("video.json", data)
+        config[0]["audio"]["allow_zero_audio"] = allow
+        config[0]["train_batch_size"] = 1
+        f, batches = run(config, tmp_path / f"out-{allow}", "wan")
+        report = f.metadata["drumming_audio"].report
+        masks[allow] = {b.sample_ids[0]: int(b.audio.mask[0]) for b in batches}
+        if allow:
+            import torch
+
+            mute = next(b for b in batches if b.sample_ids[0].endswith("mute.mp4"))
+            enc = ReferenceAudioEncoder()
+            n = round(1125 * enc.sample_rate / 1000)  # 9 frames at 8 fps
+            silence = enc(torch.zeros(1, enc.channels, n))[0]
+            assert torch.equal(mute.audio.latents[0], silence)  # the encoded silence
+        else:
+            assert report.examples["no_audio"] == ["mute.mp4"]
+    assert masks[True] == {"drumming:take0.mp4": 1, "drumming:mute.mp4": 1}
+    assert masks[False] == {"drumming:take0.mp4": 1, "drumming:mute.mp4": 0}

@@ -83,6 +83,18 @@ def test_broken_and_foreign_files_are_skip_errors(files: Path) -> None:
         probe(files, "empty.mp3")
 
 
+def test_a_lost_libsndfile_error_is_classified_by_the_bytes(files: Path) -> None:
+    # libsndfile reports a failed open through one process-wide code that another thread's
+    # open can reset ("No Error."): then the file's first bytes decide (this made a text
+    # file named .wav count as corrupt, depending on what ran before)
+    from databackend.audio.probe import _classified_by_head
+
+    assert isinstance(_classified_by_head(str(files / "text.wav"), "text.wav"), NotMedia)
+    (files / "junk.wav").write_bytes(b"RIFF" + bytes(60))
+    assert isinstance(_classified_by_head(str(files / "junk.wav"), "junk.wav"), CorruptMedia)
+    assert isinstance(_classified_by_head(str(files / "gone.wav"), "gone.wav"), OSError)
+
+
 @pytest.mark.parametrize(("name", "most"), [("w/e.wav", 4096), ("b.flac", 64 * 1024),
                                            ("long.mp3", 64 * 1024)])
 def test_ranged_probe_reads_little_and_agrees(files: Path, name: str, most: int) -> None:

@@ -30,8 +30,8 @@ WORKER = textwrap.dedent('''
     records = []
     handler = logging.Handler()
     handler.emit = lambda r: records.append(r.getMessage())
-    logging.getLogger("databackend.metadata.joblisting").addHandler(handler)
-    logging.getLogger("databackend.metadata.joblisting").setLevel(logging.INFO)
+    logging.getLogger("databackend.storage.localdir").addHandler(handler)
+    logging.getLogger("databackend.storage.localdir").setLevel(logging.INFO)
     dist.init_process_group("gloo", init_method=init, rank=int(rank), world_size=int(world))
     registry = PluginRegistry.collect(make_plugin_manager(entrypoints=False,
                                                           extra=[databackend_local]))

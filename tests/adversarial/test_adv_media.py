@@ -16,7 +16,6 @@ from imagefiles import write_image
 from databackend.audio.lyrics import lyrics_candidates, read_lyrics
 from databackend.audio.settings import AudioSettings
 from databackend.conditioning.generate import output_path
-from databackend.metadata.joblisting import _mine
 from databackend.safepath import check_key
 from databackend.storage.localdir import LocalDirectory
 
@@ -110,7 +109,9 @@ def test_split_listing_skips_special_files_like_the_full_listing(tmp_path: Path)
     full = LocalDirectory(root=str(root), dataset_id="ds")
     expected = sorted(f.path for f in full.list(extensions=["png"]))
     split = LocalDirectory(root=str(root), dataset_id="ds")
-    found = sorted(f.path for f in _mine(split, frozenset({"png"}), 0, 1))
+    share = split.list_share(0, 1, extensions=["png"])
+    assert share is not None
+    found = sorted(f.path for f in share)
     assert found == expected == ["img0.png", "img1.png", "sub/deep.png"]
     assert sum(split.skipped.values()) == sum(full.skipped.values()) == 4, split.skipped
     assert snapshot(tmp_path) == before

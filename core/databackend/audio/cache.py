@@ -70,6 +70,8 @@ class AudioLatentCache(MediaLatentCache):
         """Samples of clip ``i``'s encoder input at ``rate`` that are audio, not padding."""
         index = self.source.index
         native = int(index.info(i).sample_rate)
+        if native <= 0:  # a silent clip (``allow_zero_audio``): its silence is the audio
+            return self.total(i, rate)
         return min(self.total(i, rate), round(int(index.window(i).length) * rate / native))
 
     def _source(self, i: int) -> ProbeSource:
@@ -87,6 +89,8 @@ class AudioLatentCache(MediaLatentCache):
 
         rate, channels = self._rate_channels()
         index = self.source.index
+        if int(index.info(i).channels) == 0:  # a video without audio, ``allow_zero_audio``
+            return torch.zeros((channels, self.total(i, rate)), dtype=torch.float32)
         audio, _ = decode_window(self._source(i), index.window(i),
                                  native_rate=index.info(i).sample_rate, target_rate=rate,
                                  channels=channels, target_samples=self.total(i, rate))

@@ -61,7 +61,22 @@ def check_audio(entry: BaseBackendConfig) -> list[str]:
     elif entry.s2v_datasets is not None and entry.dataset_type != "video":
         out.append(f"`s2v_datasets` pairs audio with a video dataset; this dataset is "
                    f"{entry.dataset_type!r}")
-    return out
+    return out + _s2v_video_problems(entry)
+
+
+def _s2v_video_problems(entry: ImageBackendConfig) -> list[str]:
+    """``s2v_video`` (the followed video set's block) belongs on audio sets that take their
+    audio from video files, and is checked as a ``video`` block."""
+    block = entry.s2v_video
+    if block is None:
+        return []
+    if not isinstance(entry, AudioBackendConfig) or not \
+            (entry.audio or {}).get("source_from_video"):
+        return ["`s2v_video` is for audio datasets with `audio.source_from_video: true` (the "
+                "loader sets it from the video dataset that names them in `s2v_datasets`)"]
+    from databackend.media.videoconfig import video_problems
+
+    return [f"`s2v_video`: {p}" for p in video_problems(block)]
 
 
 def _ids_ok(value: Any) -> bool:

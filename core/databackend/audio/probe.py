@@ -25,10 +25,11 @@ import logging
 from typing import Any
 
 from databackend.media.kinds import extension_of
-from databackend.media.probe import ProbeSource, classify_failure
+from databackend.media.probe import ProbeSource, classify_failure, looks_like_container
 from databackend.media.record import CorruptMedia, MediaInfo, NotMedia
 
-__all__ = ["SOUNDFILE_EXTENSIONS", "probe_audio", "probe_av", "probe_soundfile"]
+__all__ = ["SOUNDFILE_EXTENSIONS", "NoAudioStream", "probe_audio", "probe_audio_of_video", "probe_av",
+           "probe_soundfile"]
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,10 @@ _SFM_READ = 0x10
 _SF_ERR_UNRECOGNISED_FORMAT = 1
 #: read by libsndfile (header-only probes)
 SOUNDFILE_EXTENSIONS = frozenset({"wav", "wave", "flac", "ogg", "oga", "aiff", "aif", "aifc"})
+
+
+class NoAudioStream(NotMedia):
+    """A media file that holds no audio stream (a silent video)."""
 
 
 def _info(samples: int, rate: int, channels: int, *, counted: bool = False,
@@ -55,15 +60,33 @@ def _sf_open_info(path: str, name: str) -> MediaInfo | None:
     info = _ffi.new("SF_INFO*")
     handle = _snd.sf_open(path.encode(), _SFM_READ, info)
     if handle == _ffi.NULL:
+        # libsndfile keeps a failed open's error in one process-wide variable: another
+        # thread's open can reset it before we read it ("No Error."), so a lost code is
+        # classified from the file's first bytes instead.
         code = int(_snd.sf_error(_ffi.NULL))
         text = _ffi.string(_snd.sf_error_number(code)).decode("utf-8", "replace")
         if code == _SF_ERR_UNRECOGNISED_FORMAT:
             raise NotMedia(f"{name}: not an audio file libsndfile reads ({text})")
+        if code == 0:
+            raise _classified_by_head(path, name)
         raise CorruptMedia(f"{name}: {text}")
     try:
         return _info(int(info.frames), int(info.samplerate), int(info.channels))
     finally:
         _snd.sf_close(handle)
+
+
+def _classified_by_head(path: str, name: str) -> Exception:
+    """A failed open as :class:`CorruptMedia` when the file starts like a container, else
+    :class:`NotMedia` (read errors pass through)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(512)
+    except OSError as exc:
+        return exc
+    if looks_like_container(head):
+        return CorruptMedia(f"{name}: libsndfile could not open it")
+    return NotMedia(f"{name}: not an audio file libsndfile reads")
 
 
 def _soundfile_read(source: ProbeSource) -> MediaInfo:
@@ -92,6 +115,8 @@ def probe_soundfile(source: ProbeSource) -> MediaInfo:
         text = str(exc).lower()
         if "format not recognised" in text or "unknown format" in text:
             raise NotMedia(f"{source.name}: not an audio file libsndfile reads") from None
+        if getattr(exc, "code", None) == 0:  # the code was lost to another thread's open
+            raise classify_failure(exc, source) from None
         raise CorruptMedia(f"{source.name}: {exc}") from None
     except (RuntimeError, TypeError) as exc:
         raise CorruptMedia(f"{source.name}: {exc}") from None
@@ -123,7 +148,7 @@ def probe_av(source: ProbeSource) -> MediaInfo:
         with av.open(source.local or fh, mode="r") as container:
             streams = container.streams.audio
             if not streams:
-                raise NotMedia(f"{source.name}: has no audio stream")
+                raise NoAudioStream(f"{source.name}: has no audio stream")
             stream = streams[0]
             rate = int(stream.rate or stream.codec_context.sample_rate or 0)
             samples, counted = _stream_samples(container, stream, rate)
@@ -152,3 +177,26 @@ def probe_audio(source: ProbeSource) -> MediaInfo:
         return probe_soundfile(source)
     except NotMedia:
         return probe_av(source)
+
+
+def probe_audio_of_video(source: ProbeSource) -> MediaInfo:
+    """The video stream's frame count, rate and picture size
+    (:func:`~databackend.media.video.probe_video`) with the audio track's rate, channels and
+    samples (:func:`probe_audio`), so an s2v audio set can place the window its video set
+    places (:mod:`databackend.audio.align`). A video without an audio stream gives
+    ``channels`` 0 and no samples (the audio spec decides: ``no_audio``, or silence with
+    ``allow_zero_audio``); a file that is no readable video is skipped as the video set skips
+    it."""
+    import attrs
+
+    from databackend.media.video import probe_video
+
+    video = probe_video(source)
+    try:
+        audio = probe_audio(source)
+    except NoAudioStream:
+        return MediaInfo(kind="audio", width=video.width, height=video.height,
+                         frames=video.frames, fps=video.fps, duration=video.duration,
+                         rotation=video.rotation)
+    return attrs.evolve(audio, width=video.width, height=video.height, frames=video.frames,
+                        fps=video.fps, rotation=video.rotation)

@@ -5,8 +5,10 @@ A video dataset with an ``audio`` block and no ``s2v_datasets`` gets an audio da
 ``_inject_s2v_audio_configs`` makes it: the same storage keys, ``source_dataset_id`` set to the
 video set, ``probability: 0`` (never drawn on its own), and an ``audio`` block with
 ``source_from_video: true`` (the audio track of each clip). The video set gets
-``s2v_datasets: [id]``. This runs on the raw entries, before validation, so generated entries
-are validated like written ones.
+``s2v_datasets: [id]``. Every audio set that takes its audio from a video set's clips gets
+that set's ``video`` block as ``s2v_video``, so its windows follow the video's
+(:mod:`databackend.audio.align`). This runs on the raw entries, before validation, so
+generated entries are validated like written ones.
 """
 
 from __future__ import annotations
@@ -53,10 +55,40 @@ def _audio_entry(video: Mapping[str, Any], ident: str) -> dict[str, Any]:
     audio.update({k: block[k] for k in _BLOCK_COPIED if k in block})
     entry = {k: v for k, v in video.items() if k not in _NOT_INHERITED}
     entry.update(id=ident, dataset_type="audio", source_dataset_id=video["id"],
-                 probability=0.0, audio=audio)
+                 probability=0.0, audio=audio, s2v_video=_video_block(video))
     if "cache_dir_vae" in video and isinstance(video["cache_dir_vae"], str):
         entry["cache_dir_vae"] = f"{video['cache_dir_vae'].rstrip('/')}/audio/{ident}"
     return entry
+
+
+def _video_block(video: Mapping[str, Any]) -> dict[str, Any]:
+    """The video set's ``video`` block (empty: its defaults), for the windows to follow."""
+    block = video.get("video")
+    return dict(block) if isinstance(block, dict) else {}
+
+
+def _follow_named(raw: list[Any]) -> list[Any]:
+    """Audio sets named in a video set's ``s2v_datasets`` that take their audio from the
+    clips (``source_from_video``) get that set's ``video`` block as ``s2v_video``, unless
+    they set one."""
+    owners: dict[str, Mapping[str, Any]] = {}
+    for e in raw:
+        if isinstance(e, dict) and e.get("dataset_type") == "video":
+            names = e.get("s2v_datasets")
+            for name in [names] if isinstance(names, str) else \
+                    names if isinstance(names, list) else []:
+                if isinstance(name, str):
+                    owners.setdefault(name, e)
+    out = []
+    for e in raw:
+        ident = e.get("id") if isinstance(e, dict) else None
+        video = owners.get(ident) if isinstance(ident, str) else None
+        block = e.get("audio") if isinstance(e, dict) else None
+        if (video is not None and isinstance(block, dict) and block.get("source_from_video")
+                and "s2v_video" not in e):
+            e = {**e, "s2v_video": _video_block(video)}
+        out.append(e)
+    return out
 
 
 def inject_s2v_audio(raw: Any) -> Any:
@@ -80,7 +112,7 @@ def inject_s2v_audio(raw: Any) -> Any:
         taken.add(ident)
         out.append({**entry, "s2v_datasets": [ident]})
         extra.append(_audio_entry(entry, ident))
-    return out + extra
+    return _follow_named(out) + extra
 
 
 def is_attached(plan: Any, dataset: Any) -> bool:

@@ -102,6 +102,7 @@ class S2VSource:
         first one that has a clip's audio gives it)."""
         self.inner, self.audio = inner, list(audio)
         self.dataset_id: str = inner.dataset_id
+        self._stems: list[dict[str, int] | None] = [None] * len(self.audio)
 
     def buckets(self) -> Mapping[Bucket, np.ndarray]:
         """The video source's buckets."""
@@ -114,15 +115,25 @@ class S2VSource:
     def find(self, video_path: str) -> tuple[AudioSource, int] | None:
         """The audio source and clip index paired with ``video_path``, or None."""
         stem = posixpath.splitext(video_path)[0]
-        for source in self.audio:
+        for k, source in enumerate(self.audio):
             index: Any = source.index
             pos = index.position(video_path)
             if pos is None:
-                pos = next((k for k, p in enumerate(index.paths)
-                            if posixpath.splitext(p)[0] == stem), None)
+                pos = self._stem_table(k).get(stem)
             if pos is not None:
                 return source, int(pos)
         return None
+
+    def _stem_table(self, k: int) -> dict[str, int]:
+        """Stem -> first clip of audio source ``k`` (built once, on the first lookup by
+        stem; a per-batch scan of every path cost O(clips) per sample)."""
+        table = self._stems[k]
+        if table is None:
+            table = {}
+            for pos, path in enumerate(self.audio[k].index.paths):
+                table.setdefault(posixpath.splitext(str(path))[0], pos)
+            self._stems[k] = table
+        return table
 
     def batch(self, indices: list[int], *, epoch: int, step: int, bucket: Any) -> Batch:
         """The video batch with ``Batch.audio`` (``latents``, ``lengths``, ``mask``)."""

@@ -22,7 +22,6 @@ from databackend.commands.encoder_options import (
     encoder_options,
     named_media_encoders,
 )
-from databackend.monitor.liveline import LiveLine
 from databackend.monitor.metricslog import MetricsLog
 from databackend.monitor.summary import RunFigures, Summary
 from databackend.monitor.summarytext import summary_lines
@@ -73,6 +72,8 @@ def run_job(config: str, *, steps: int, options: FactoryOptions,
 def _iterate(factory: Any, steps: int, queue_size: int, metrics_log: MetricsLog | None,
              progress: bool | None) -> tuple[int, float]:
     """Consume up to ``steps`` batches with the live line; returns (steps, seconds)."""
+    from databackend.monitor.liveline import LiveLine  # (psutil: not at every CLI start)
+
     fetcher = factory.iterator(prefetch=queue_size > 0)
     line = LiveLine(steps, factory.metrics.fetch, enabled=progress)
     start = time.perf_counter()

@@ -29,7 +29,6 @@ from databackend.conditioning.image_embed_setup import (
 )
 from databackend.conditioning.image_embeds import ImageEmbedCache
 from databackend.conditioning.pairing import Pairing, load_or_pair, unpair
-from databackend.conditioning.source import ConditionedSource, Link
 from databackend.errors import ConfigError
 from databackend.metadata.params import index_folder
 from databackend.runtime.distributed import gather_union
@@ -158,6 +157,8 @@ class ConditioningBuild:
         conds = self.links.get(source_id)
         if not conds:
             return inner
+        from databackend.conditioning.source import ConditionedSource, Link  # (torch: lazily)
+
         links = []
         for c in conds:
             d = self.datasets[c]

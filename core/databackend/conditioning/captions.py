@@ -23,12 +23,14 @@ originals (on every batch of such a source, swapped or not; None elsewhere).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
-import torch
 
 from databackend.runtime.seeding import uniform
+
+if TYPE_CHECKING:  # torch is imported where embeddings are stacked, not by `databackend scan`
+    import torch
 
 __all__ = ["CaptionReader", "captions_to_cache", "fixed_captions", "has_own_captions",
            "swap_prompts"]

@@ -142,6 +142,9 @@ class ImageBackendConfig(BaseBackendConfig):
     # audio (docs/audio.md): the ``audio`` block, and audio datasets paired with a video set
     audio: dict[str, Any] | None = None
     s2v_datasets: Any = None
+    #: on an s2v audio set (``source_from_video``): the ``video`` block of the video set it
+    #: follows; the loader copies it (docs/audio.md), so windows line up with the video's
+    s2v_video: dict[str, Any] | None = None
 
     @property
     def s2v_ids(self) -> list[str]:

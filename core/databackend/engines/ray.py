@@ -89,7 +89,8 @@ class RayProbePool(Executor):
 
 def use_ray(meta: Any, *, list_shares: int | None = None, **options: Any) -> RayProbePool:
     """Make ``meta`` (a discovery metadata backend) probe on Ray from its next scan on, and
-    list a plain local folder in ``list_shares`` Ray tasks (None: one per cluster CPU)."""
+    list the dataset in ``list_shares`` Ray tasks where its storage splits its listing (None:
+    one per cluster CPU)."""
     from databackend.engines.raylisting import RayLister
 
     pool = RayProbePool(meta.storage, **options)

@@ -1,5 +1,6 @@
 """The built-in media probes: :data:`DEFAULT_PROBES` (``video`` through PyAV without decoding,
-``audio`` through soundfile or PyAV). Kept apart from :mod:`databackend.media.probe`, which the
+``audio`` through soundfile or PyAV, ``s2v`` the audio track of a video plus the video
+stream's frame count and rate). Kept apart from :mod:`databackend.media.probe`, which the
 probes themselves import."""
 
 from __future__ import annotations
@@ -22,5 +23,12 @@ def _audio_probe(source: ProbeSource) -> MediaInfo:
     return probe_audio(source)
 
 
+def _s2v_probe(source: ProbeSource) -> MediaInfo:
+    from databackend.audio.probe import probe_audio_of_video
+
+    return probe_audio_of_video(source)
+
+
 #: The built-in probes.
-DEFAULT_PROBES = ProbeRegistry({"video": _video_probe, "audio": _audio_probe})
+DEFAULT_PROBES = ProbeRegistry({"video": _video_probe, "audio": _audio_probe,
+                                "s2v": _s2v_probe})

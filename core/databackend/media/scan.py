@@ -52,6 +52,8 @@ class MediaScan:
         self.counts = self.report.counts
         self.bar = ProgressBar(progress, f"scan {backend.dataset.id}")
         self.source = CaptionSource(backend.caption_settings, backend.storage)
+        #: the probe that reads the files (a spec's ``probe_kind``, else its kind)
+        self.probe_kind: str = getattr(backend.spec, "probe_kind", backend.spec.kind)
 
     def execute(self) -> MediaIndex:
         """Run every step; returns the new (or unchanged) index."""
@@ -64,9 +66,11 @@ class MediaScan:
         tag = self._tag(files)
         if self.world > 1 and self.rank != 0:
             return self._await(tag)
+        if old is not None and old.meta.get("probe", old.meta.get("kind")) != self.probe_kind:
+            old = None  # probed by another probe (an audio set that now follows a video set)
         try:
             outcomes, probed = probe_files(
-                self.b.storage, self.b.probes, self.b.spec.kind, files,
+                self.b.storage, self.b.probes, self.probe_kind, files,
                 old.probes if old is not None else None, workers=self.b.settings.workers,
                 on_done=self.bar.update)
         finally:
@@ -196,7 +200,8 @@ class MediaScan:
               plans: list[tuple[list[int], float, Any]], ints: np.ndarray, keep: list[int],
               kept: list[int], tag: str) -> MediaIndex:
         b = self.b
-        meta = {"dataset_id": b.dataset.id, "kind": b.spec.kind, "media_tag": tag,
+        meta = {"dataset_id": b.dataset.id, "kind": b.spec.kind, "probe": self.probe_kind,
+                "media_tag": tag,
                 "aspect_rounding": b.params.rounding, "generation": uuid.uuid4().hex,
                 "created": time.time(), "storage": b.storage.describe()}
         at = np.asarray(keep, np.int64)

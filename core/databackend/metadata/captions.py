@@ -30,7 +30,7 @@ import math
 import os
 import posixpath
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import attrs
 import numpy as np
@@ -301,7 +301,11 @@ class CaptionBook:
 
     def captions(self, rows: Iterable[int], stored: Known) -> Iterator[Captions]:
         """The captions of kept ``rows``, in order."""
-        computed, ref = self.computed, self.ref
-        for r in rows.tolist() if isinstance(rows, np.ndarray) else rows:
-            found = computed.get(r)
-            yield found if found is not None else stored.caption_of(int(ref[r]))
+        at = rows.tolist() if isinstance(rows, np.ndarray) else list(rows)
+        for start in range(0, len(at), 1 << 16):  # (a slice at a time: memory stays bounded)
+            part = at[start:start + (1 << 16)]
+            found = list(map(self.computed.get, part))  # (C-level for looked-up rows)
+            if None in found:
+                found = [f if f is not None else stored.caption_of(int(self.ref[r]))
+                         for f, r in zip(found, part, strict=True)]
+            yield from cast("list[Captions]", found)

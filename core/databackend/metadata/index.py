@@ -16,8 +16,8 @@ lists ``_pack`` collects are written, and ``_from_sections`` receives them back 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -43,7 +43,7 @@ REASONS: tuple[str, ...] = ("kept", "too_small", "aspect_out_of_range", "no_capt
                             "corrupt", "not_an_image", "unreadable",
                             # media (video, audio) datasets; appended so stored codes keep
                             "not_media", "too_few_frames", "too_many_frames", "too_short",
-                            "too_long")
+                            "too_long", "no_audio")
 #: The stored code of each reason name.
 REASON_CODES: Mapping[str, int] = {name: code for code, name in enumerate(REASONS)}
 #: Reasons found by reading the file: kept until the file changes (no re-probe).
@@ -188,7 +188,9 @@ class DatasetIndex(_Files):
         intermediary, crop (top, left), downsample; code 0 rows are kept (``captions`` gives
         theirs, in order), the others become the skipped table."""
         def pick(rows: np.ndarray) -> tuple[list[str], list[str | None] | None]:
-            """Paths and etags of ``rows``."""
+            """Paths and etags of ``rows`` (ascending, as ``flatnonzero`` gives them)."""
+            if len(rows) == len(paths):  # every row
+                return list(paths), None if etags is None else list(etags)
             at = rows.tolist()
             return [paths[r] for r in at], None if etags is None else [etags[r] for r in at]
 
@@ -238,6 +240,12 @@ class DatasetIndex(_Files):
         return bytes(self._pack())
 
     def _pack(self) -> bytearray:
+        buf = bytearray()
+        for chunk in self._chunks():
+            buf += chunk
+        return buf
+
+    def _chunks(self) -> Iterator[memoryview | bytes]:
         arrays, texts = self._file_sections("")
         arrays.update(target=self.target, intermediary=self.intermediary, crop=self.crop,
                       downsample=self.downsample, aspect=self.aspect)
@@ -249,7 +257,7 @@ class DatasetIndex(_Files):
         header = {"format": "databackend-index", "version": FORMAT_VERSION,
                   "count": len(self), "skipped": len(self.skipped),
                   "params_fingerprint": self.params_fingerprint, "meta": self.meta}
-        return indexfile.pack_sections(header, arrays, texts)
+        return indexfile.section_chunks(header, arrays, texts)
 
     @classmethod
     def from_bytes(cls, data: Any) -> DatasetIndex:
@@ -305,8 +313,9 @@ class DatasetIndex(_Files):
                    skipped=skipped, meta=header.get("meta") or {})
 
     def save(self, storage: StorageBackend, key: str) -> None:
-        """Write the index atomically to ``key`` of ``storage`` (no extra copy of the bytes)."""
-        storage.write(key, cast(bytes, self._pack()))
+        """Write the index atomically to ``key`` of ``storage``, streamed from views of its
+        columns where the storage can (no second copy of a large index in memory)."""
+        storage.write_chunks(key, self._chunks())
 
     @classmethod
     def load(cls, storage: StorageBackend, key: str) -> DatasetIndex | None:

@@ -10,7 +10,7 @@ plugin walks dataset rows. Part of the plugin API (``databackend.pluginapi``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Executor
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -49,10 +49,11 @@ class IndexedMetadataBackend(MetadataBackend):
     rank_poll_s: float = 0.5
     #: Where probe chunks run instead of the local pools (e.g. ``engines.ray.use_ray``).
     probe_executor: Executor | None = None
-    #: Lists a plain local folder in shares elsewhere (``lister(storage, extensions)`` yields
-    #: the files in the order of :func:`~databackend.metadata.joblisting.list_share` shares;
-    #: e.g. ``engines.raylisting``); None: this process lists.
-    shard_lister: Callable[[StorageBackend, frozenset[str]], Iterable[FileInfo]] | None = None
+    #: Lists the dataset in shares elsewhere (``lister(storage, extensions)`` yields the files
+    #: of the storage's ``list_share`` shares in order, or returns None when the storage lists
+    #: only as a whole; e.g. ``engines.raylisting``); None: this process lists.
+    shard_lister: Callable[[StorageBackend, frozenset[str]],
+                           Iterator[FileInfo] | None] | None = None
     #: The index class this backend persists (a subclass may store more columns).
     index_class: ClassVar[type[DatasetIndex]] = DatasetIndex
 

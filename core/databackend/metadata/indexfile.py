@@ -35,7 +35,7 @@ import numpy as np
 from databackend.errors import DatabackendError
 
 __all__ = ["MAGIC", "VERIFY_ALL_BELOW", "MappedSections", "NullableStrings", "PackedStrings",
-           "SectionError", "open_sections", "pack_sections", "verify"]
+           "SectionError", "open_sections", "pack_sections", "section_chunks", "verify"]
 
 MAGIC = b"DBIDX\x00\x02\n"
 _HEAD = struct.Struct("<QI")
@@ -67,8 +67,16 @@ class PackedStrings(Sequence[str]):
     @classmethod
     def from_strings(cls, items: Iterable[str | None]) -> PackedStrings:
         """Pack ``items`` (None is stored as the empty string)."""
-        encoded = [("" if s is None else s).encode("utf-8", "surrogateescape") for s in items]
-        offsets = np.zeros(len(encoded) + 1, np.int64)
+        texts = [("" if s is None else s) for s in items]
+        blob = "\0".join(texts).encode("utf-8", "surrogateescape")  # one encode for all
+        raw = np.frombuffer(blob, np.uint8)
+        seps = np.flatnonzero(raw == 0)
+        offsets = np.zeros(len(texts) + 1, np.int64)
+        if len(seps) == max(0, len(texts) - 1):  # no item holds NUL itself
+            offsets[1:-1] = seps - np.arange(len(seps))
+            offsets[-1] = len(raw) - len(seps)
+            return cls(np.delete(raw, seps).tobytes() if len(seps) else blob, offsets)
+        encoded = [s.encode("utf-8", "surrogateescape") for s in texts]
         np.cumsum(np.fromiter(map(len, encoded), np.int64, len(encoded)), out=offsets[1:])
         return cls(b"".join(encoded), offsets)
 
@@ -153,32 +161,41 @@ def _little(arr: np.ndarray) -> np.ndarray:
     return arr.astype(arr.dtype.newbyteorder("<")) if arr.dtype.byteorder == ">" else arr
 
 
-def pack_sections(header: Mapping[str, Any], arrays: Mapping[str, np.ndarray],
-                  texts: Mapping[str, Sequence[str | None]]) -> bytearray:
-    """The whole file: ``header`` fields, then ``arrays`` and ``texts`` as sections."""
+def section_chunks(header: Mapping[str, Any], arrays: Mapping[str, np.ndarray],
+                   texts: Mapping[str, Sequence[str | None]]) -> Iterator[memoryview | bytes]:
+    """The file of :func:`pack_sections` as consecutive chunks: the head, then each section
+    and its padding, as views of the arrays (nothing is copied: a 100M-entry index is written
+    without a second copy of it in memory)."""
     columns = {k: _little(np.asarray(v)) for k, v in arrays.items()}
     for name, items in texts.items():
         columns[f"{name}.blob"], columns[f"{name}.offsets"] = _encode(items)
     sections: list[dict[str, Any]] = []
+    views: list[memoryview | bytes] = []
     offset = 0
     for name, arr in columns.items():
         raw = memoryview(arr).cast("B") if arr.nbytes else b""  # type: ignore[arg-type]
         sections.append({"name": name, "dtype": arr.dtype.str, "shape": list(arr.shape),
                          "offset": offset, "nbytes": arr.nbytes, "crc32": zlib.crc32(raw)})
+        views.append(raw)
         offset += arr.nbytes + (-arr.nbytes % _ALIGN)
     end = max((int(s["offset"]) + int(s["nbytes"]) for s in sections), default=0)  # no trailing padding
     full = {**header, "texts": {k: len(v) for k, v in texts.items()}, "sections": sections,
             "payload_bytes": end}
     head = json.dumps(full, separators=(",", ":")).encode()
     start = len(MAGIC) + _HEAD.size + len(head)
-    start += -start % _ALIGN
-    buf = bytearray(start + end)
-    buf[:len(MAGIC) + _HEAD.size] = MAGIC + _HEAD.pack(len(head), zlib.crc32(head))
-    buf[len(MAGIC) + _HEAD.size:len(MAGIC) + _HEAD.size + len(head)] = head
-    for info, arr in zip(sections, columns.values(), strict=True):
-        at = start + info["offset"]
-        if arr.nbytes:
-            buf[at:at + arr.nbytes] = memoryview(arr).cast("B")  # type: ignore[arg-type]
+    yield MAGIC + _HEAD.pack(len(head), zlib.crc32(head)) + head + bytes(-start % _ALIGN)
+    for k, (info, raw) in enumerate(zip(sections, views, strict=True)):
+        yield raw
+        if k + 1 < len(sections):
+            yield bytes(int(sections[k + 1]["offset"]) - int(info["offset"]) - len(raw))
+
+
+def pack_sections(header: Mapping[str, Any], arrays: Mapping[str, np.ndarray],
+                  texts: Mapping[str, Sequence[str | None]]) -> bytearray:
+    """The whole file: ``header`` fields, then ``arrays`` and ``texts`` as sections."""
+    buf = bytearray()
+    for chunk in section_chunks(header, arrays, texts):
+        buf += chunk
     return buf
 
 

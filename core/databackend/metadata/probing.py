@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
+from array import array
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from databackend import imageprobe as probe
 from databackend.errors import StorageError
 from databackend.storage.base import StorageBackend
 
-__all__ = ["LOCAL_FIRST_READ", "REMOTE_FIRST_READ", "probe_local", "probe_local_stat",
-           "probe_remote", "probe_remote_many"]
+__all__ = ["LOCAL_FIRST_READ", "REMOTE_FIRST_READ", "probe_local", "probe_local_many",
+           "probe_local_stat", "probe_remote", "probe_remote_many"]
 
 log = logging.getLogger("databackend.metadata.scanner")
 
@@ -96,6 +97,42 @@ def probe_local_stat(path: str) -> tuple[str | None, int, int, int, float]:
     except Exception as exc:
         found = _reason(exc, path, OSError)
     return (*found, size, mtime)
+
+
+def _reader(fd: int) -> Callable[[int, int], bytes]:
+    """``read(offset, length)`` of an open file."""
+    return lambda at, n: os.pread(fd, n, at)
+
+
+def probe_local_many(paths: Sequence[str]
+                     ) -> tuple[list[tuple[str | None, int, int]], array[int], array[float]]:
+    """:func:`probe_local_stat` of every path in one loop (a scan worker's hot path): per file
+    one ``open``, ``fstat``, ``pread`` of :data:`LOCAL_FIRST_READ` bytes (more only while the
+    header runs on) and ``close``. Returns (reason, width, height) per path, and the byte
+    sizes and mtimes (-1 and 0.0 where a file could not be opened)."""
+    found: list[tuple[str | None, int, int]] = []
+    sizes, mtimes = array("q", bytes(8 * len(paths))), array("d", bytes(8 * len(paths)))
+    first, parse, more = LOCAL_FIRST_READ, probe.probe_bytes, probe.NeedMoreData
+    for k, path in enumerate(paths):
+        sizes[k] = -1
+        try:
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                st = os.fstat(fd)
+                size = st.st_size
+                sizes[k], mtimes[k] = size, st.st_mtime
+                want = first if size > first else size
+                data = os.pread(fd, want, 0)
+                try:
+                    info = parse(data, eof=len(data) < want or len(data) == size)
+                    found.append((None, info[0], info[1]))
+                except more:
+                    found.append(_probe_grow(data, want, size, _reader(fd)))
+            finally:
+                os.close(fd)
+        except Exception as exc:
+            found.append(_reason(exc, path, OSError))
+    return found, sizes, mtimes
 
 
 def probe_remote(storage: StorageBackend, key: str, nbytes: int = -1

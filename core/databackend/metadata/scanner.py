@@ -38,6 +38,7 @@ from databackend.metadata.probing import (
     LOCAL_FIRST_READ,
     REMOTE_FIRST_READ,
     probe_local,
+    probe_local_many,
     probe_local_stat,
     probe_remote,
     probe_remote_many,
@@ -87,9 +88,9 @@ def run_task(task: Task, storage: StorageBackend | None = None) -> Chunk:
     if task.sizes is not None:
         found = [(None, int(w), int(h)) for w, h in task.sizes]
     elif task.local:  # fstat of the open file: free, and all a names-only listing lacks
-        full = [probe_local_stat(store.local_path(k) or k) for k in task.keys]
-        found = [(r, w, h) for r, w, h, _, _ in full]
-        stats = np.array([(s, m) for _, _, _, s, m in full], np.float64).reshape(len(full), 2)
+        found, sizes, mtimes = probe_local_many([store.local_path(k) or k for k in task.keys])
+        stats = np.empty((len(found), 2))
+        stats[:, 0], stats[:, 1] = np.frombuffer(sizes, np.int64), np.frombuffer(mtimes)
     else:
         found = probe_remote_many(store, task.keys, task.nbytes or [], task.threads)
     params, seed, memo = task.params, task.seed, task.memo
@@ -174,8 +175,9 @@ class Prober:
             sizes = np.array([s for _, _, s in items], np.int32).reshape(len(items), 2)
             return Task(rows, keys, sizes=sizes, params=self.params, seed=self.seed,
                         memo=self.memo)
-        return Task(rows, keys, bool(self._local), [n for _, _, n in items],
-                    params=self.params, seed=self.seed, memo=self.memo, threads=self._threads)
+        nbytes = None if self._local else [n for _, _, n in items]  # local probes fstat
+        return Task(rows, keys, bool(self._local), nbytes, params=self.params, seed=self.seed,
+                    memo=self.memo, threads=self._threads)
 
     def _tasks(self, pending: Sequence[tuple[int, str, Any]]) -> Iterator[Task]:
         step = self._step
@@ -265,6 +267,8 @@ def _picklable(obj: object) -> bool:
 
 def _by_kind(items: Sequence[tuple[int, str, Any]]) -> list[list[tuple[int, str, Any]]]:
     """Split items into runs that are all probes or all placements."""
+    if not any(isinstance(i[2], tuple) for i in items):  # the usual case: one pass
+        return [list(items)] if items else []
     probes = [i for i in items if not isinstance(i[2], tuple)]
     places = [i for i in items if isinstance(i[2], tuple)]
     return [g for g in (probes, places) if g]
@@ -319,16 +323,20 @@ class Listing:
 
     def take(self, rows: np.ndarray) -> Listing:
         """The listing restricted to ``rows`` (in that order)."""
+        if len(rows) == len(self) and (rows == np.arange(len(rows))).all():
+            return Listing(self.paths, self.size.copy(), self.mtime.copy(),
+                           None if self.etags is None else self.etags)
         at = rows.tolist()
         return Listing([self.paths[r] for r in at], self.size[rows], self.mtime[rows],
                        None if self.etags is None else [self.etags[r] for r in at])
 
 
 def path_order(paths: Sequence[str]) -> np.ndarray:
-    """Row numbers that sort ``paths`` (one pass when they are sorted already)."""
-    if all(a < b for a, b in zip(paths, paths[1:], strict=False)):  # noqa: RUF007
-        return np.arange(len(paths), dtype=np.int64)
-    return np.asarray(sorted(range(len(paths)), key=paths.__getitem__), dtype=np.int64)
+    """Row numbers that sort ``paths`` stably (one C-level pass when they are sorted already)."""
+    items = paths if isinstance(paths, list) else list(paths)
+    if sorted(items) == items:
+        return np.arange(len(items), dtype=np.int64)
+    return np.asarray(sorted(range(len(items)), key=items.__getitem__), dtype=np.int64)
 
 
 class Known:
@@ -361,9 +369,10 @@ class Known:
     def match(self, listing: Listing) -> tuple[np.ndarray, np.ndarray]:
         """Per listed file: its known row by path (-1: new), and that row again only when
         size, mtime (and ETag) are unchanged (else -1)."""
-        pos = np.fromiter(map(self.pos.get, listing.paths, repeat(-1)), np.int64, len(listing))
-        if not len(self):
+        if not len(self):  # a cold scan: nothing known
+            pos = np.full(len(listing), -1, np.int64)
             return pos, pos
+        pos = np.fromiter(map(self.pos.get, listing.paths, repeat(-1)), np.int64, len(listing))
         found = pos >= 0
         safe = np.where(found, pos, 0)
         same = found & (self.size[safe] == listing.size) & (self.mtime[safe] == listing.mtime)

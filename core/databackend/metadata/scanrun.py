@@ -9,7 +9,7 @@ import logging
 import random
 import time
 import uuid
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -18,7 +18,7 @@ from databackend.metadata import params as cfg
 from databackend.metadata.captions import CaptionBook, CaptionSource, is_caption_file
 from databackend.metadata.index import PROBE_FAILURES, REASON_CODES, REASONS, DatasetIndex
 from databackend.metadata.indexed import INDEX_KEY
-from databackend.metadata.joblisting import remove_parts, shared_listing, splittable
+from databackend.metadata.joblisting import remove_parts, shared_listing
 from databackend.metadata.report import ProgressBar, ScanReport
 from databackend.metadata.scanner import (
     ROW_WIDTH,
@@ -153,13 +153,17 @@ class ScanRun:
         :mod:`databackend.metadata.joblisting`); otherwise this rank lists everything."""
         token = broadcast_token(self.world) if self.world > 1 else None  # every rank calls it
         lister = self.b.shard_lister
-        if token is None and lister is not None and splittable(self.b.storage):
-            return iter(lister(self.b.storage, frozenset(exts)))  # e.g. shares on Ray
-        if token is None or not splittable(self.b.storage):
+        if token is None and lister is not None:
+            shards = lister(self.b.storage, frozenset(exts))  # e.g. shares on Ray
+            if shards is not None:
+                return shards
+        share = (self.b.storage.list_share(self.rank, self.world, extensions=exts)
+                 if token is not None else None)
+        if token is None or share is None:
             return self._listed(exts, cold=names_only)
         self.parts_token = token
-        return shared_listing(cast(LocalDirectory, self.b.storage), self.store, exts,
-                              token=token, rank=self.rank, world=self.world, wait=self._wait)
+        return shared_listing(share, self.store, token=token, rank=self.rank, world=self.world,
+                              wait=self._wait)
 
     def _listed(self, exts: Iterable[str], *, cold: bool) -> Iterator[FileInfo]:
         """The storage listing; a cold local scan (nothing known) lists images without a stat

@@ -153,6 +153,19 @@ class StorageBackend(ABC):
         """The path on the local filesystem, if the file is local (enables zero-copy readers)."""
         return None
 
+    def list_share(self, rank: int, world: int, *, extensions: Iterable[str]
+                   ) -> Iterator[FileInfo] | None:
+        """Rank ``rank``'s share of the whole listing when ``world`` ranks split it (one
+        listing per job, :mod:`databackend.metadata.joblisting`), or None when this storage
+        lists only as a whole (the default: rank 0 lists everything).
+
+        The shares of ranks ``0..world-1`` must together hold every file :meth:`list` yields,
+        each exactly once, and every rank must decide the same way (split or not, and where
+        the split falls) from the same config and tree: a backend deals out its top-level
+        folders or prefixes, for example. ``extensions`` as for :meth:`list`.
+        """
+        return None
+
     def read_many(self, paths: Sequence[str]) -> builtins.list[bytes | BaseException]:
         """Read many files with :attr:`io_concurrency` threads; failures are returned in
         place, order is kept."""
@@ -168,6 +181,12 @@ class StorageBackend(ABC):
             return self.read(path)
         except Exception as exc:  # returned to the caller, which decides
             return exc
+
+    def write_chunks(self, path: str, chunks: Iterable[bytes | memoryview]) -> None:
+        """Atomically replace ``path`` with the concatenation of ``chunks`` (a large file
+        written from views of data already in memory). The default joins them and calls
+        :meth:`write`; a backend that can stream (a local file) writes them one by one."""
+        self.write(path, b"".join(chunks))
 
     def write_many(self, items: Sequence[tuple[str, bytes]]) -> None:
         """Write many files concurrently; the first failure is raised after all finished."""

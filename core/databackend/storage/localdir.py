@@ -168,6 +168,14 @@ class LocalDirectory(StorageBackend):
     def write(self, path: str, data: bytes) -> None:
         """Write to a temporary file in the same folder, fsync, then ``os.replace``. A key
         whose folder resolves outside the root (through a symlink) is refused."""
+        self._write_atomic(path, (data,), len(data))
+
+    def write_chunks(self, path: str, chunks: Iterable[bytes | memoryview]) -> None:
+        """:meth:`write` of the concatenated ``chunks``, streamed into the temporary file."""
+        self._write_atomic(path, chunks, None)
+
+    def _write_atomic(self, path: str, chunks: Iterable[bytes | memoryview],
+                      total: int | None) -> None:
         full = self.full(path)
         folder = os.path.dirname(full)
         os.makedirs(folder, exist_ok=True)
@@ -176,10 +184,12 @@ class LocalDirectory(StorageBackend):
         try:
             fd, tmp = tempfile.mkstemp(dir=folder, prefix=".", suffix=".tmp-db")
         except OSError as exc:
-            raise self._write_error(path, len(data), exc) from exc
+            raise self._write_error(path, total or 0, exc) from exc
+        size = 0
         try:
             with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
+                for chunk in chunks:
+                    size += fh.write(chunk)
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, full)
@@ -187,7 +197,7 @@ class LocalDirectory(StorageBackend):
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             if isinstance(exc, OSError):
-                raise self._write_error(path, len(data), exc) from exc
+                raise self._write_error(path, size if total is None else total, exc) from exc
             raise
 
     def _write_error(self, path: str, size: int, exc: OSError) -> WriteFailedError:
@@ -224,6 +234,15 @@ class LocalDirectory(StorageBackend):
         """Files are local: return the absolute path."""
         return self.full(path)
 
+    def list_share(self, rank: int, world: int, *, extensions: Iterable[str]
+                   ) -> Iterator[FileInfo] | None:
+        """The top-level folders dealt out over the ranks (rank 0 also takes the top-level
+        files); None for a subclass with its own :meth:`list` (it lists as a whole)."""
+        if type(self).list is not LocalDirectory.list or self.local_path("") is None:
+            return None
+        return _local_share(self, frozenset(e.lower().lstrip(".") for e in extensions), rank,
+                            world)
+
     def scan_summary(self) -> dict[str, Any]:
         """Listing entries skipped by reason, when any were."""
         return {"skipped": dict(self.skipped)} if self.skipped else {}
@@ -231,3 +250,52 @@ class LocalDirectory(StorageBackend):
     def describe(self) -> str:
         """``type:/abs/root``."""
         return f"{self.name}:{self.root}"
+
+
+def _top(root: str, exts: frozenset[str], skipped: dict[str, int]
+         ) -> tuple[list[str], list[FileInfo]]:
+    """The top level of ``root``: folder names (sorted) and matching files (statted)."""
+    folders, files = [], []
+    try:
+        entries = sorted(os.scandir(root), key=lambda e: e.name)
+    except (PermissionError, FileNotFoundError, NotADirectoryError):
+        return [], []
+    for entry in entries:
+        if not entry.name.isascii() and _bad_name(entry.name):
+            _skip(skipped, "file name is not UTF-8", entry.name)
+            continue
+        try:
+            if entry.is_dir():
+                if entry.name not in IGNORED_DIRS:
+                    folders.append(entry.name)
+                continue
+            ext = entry.name.rpartition(".")[2].lower()
+            if ext not in exts:
+                continue
+            if not entry.is_file():
+                _skip(skipped, "not a regular file", entry.name)
+                continue
+            st = entry.stat()
+        except OSError as exc:  # a symlink loop, a vanished or unreadable entry
+            _skip(skipped, f"unreadable entry ({exc.strerror or type(exc).__name__})",
+                  entry.name)
+            continue
+        files.append(FileInfo(entry.name, st.st_size, st.st_mtime, None))
+    return folders, files
+
+
+def _local_share(storage: LocalDirectory, exts: frozenset[str], rank: int,
+                world: int) -> Iterator[FileInfo]:
+    """Rank ``rank``'s files of ``storage``: the top-level folders ``sorted(folders)[rank::world]``
+    (rank 0 also the top-level files), by the rules of :meth:`LocalDirectory.list`."""
+    folders, files = _top(storage.local_path("") or "", exts, storage.skipped)
+    mine = folders[rank::world]
+    if rank == 0:
+        yield from files
+    count = len(files) if rank == 0 else 0
+    for folder in mine:
+        for info in storage.list(prefix=folder, extensions=exts):
+            count += 1
+            yield info
+    log.info("rank %d listed %d file(s) in %d of %d top-level folder(s)", rank, count,
+             len(mine), len(folders))

@@ -214,16 +214,42 @@ class S3Backend(StorageBackend):
         marker objects (keys ending in ``/``) are skipped.
         """
         exts = {e.lower().lstrip(".") for e in extensions} if extensions else None
-        start = len(self.prefix)
-        folder = normalise_prefix(prefix)
+        lister = self._lister()
+        yield from self._infos(lister.walk(self.prefix + normalise_prefix(prefix)), exts)
+        self.metrics.add("listed_folders_concurrently", lister.fanned_out)
+
+    def list_share(self, rank: int, world: int, *, extensions: Iterable[str]
+                   ) -> Iterator[FileInfo]:
+        """Rank ``rank``'s share when ``world`` ranks split the listing: the sub-prefixes of
+        the dataset's prefix (below any chain of lone sub-folders) dealt out as
+        ``sorted(prefixes)[rank::world]``; rank 0 also takes the objects at that top level."""
+        exts = {e.lower().lstrip(".") for e in extensions}
+        return self._share(rank, world, exts)
+
+    def _share(self, rank: int, world: int, exts: set[str]) -> Iterator[FileInfo]:
+        lister = self._lister()
+        files, folders = lister.top(self.prefix)
+        if rank == 0:
+            yield from self._infos(iter(files), exts)
+        for folder in folders[rank::world]:
+            yield from self._infos(lister.walk(folder), exts)
+        log.info("rank %d listed %d of %d top-level prefix(es)", rank,
+                 len(folders[rank::world]), len(folders))
+
+    def _lister(self) -> Lister:
         submit = None if RequestPool.in_worker() else self._pool.submit
-        lister = Lister(self._pages, submit, window=self.io_concurrency)
-        for key, size, mtime, etag in lister.walk(self.prefix + folder):
+        return Lister(self._pages, submit, window=self.io_concurrency)
+
+    def _infos(self, objects: Iterator[tuple[str, int, float, str | None]],
+               exts: set[str] | None) -> Iterator[FileInfo]:
+        """Listed objects as relative :class:`FileInfo`; folder markers and other extensions
+        left out."""
+        start = len(self.prefix)
+        for key, size, mtime, etag in objects:
             if key.endswith("/") or (exts is not None
                                      and key.rpartition(".")[2].lower() not in exts):
                 continue
             yield FileInfo(key[start:], size, mtime, etag)
-        self.metrics.add("listed_folders_concurrently", lister.fanned_out)
 
     def _pages(self, **kwargs: Any) -> Iterator[dict[str, Any]]:
         """ListObjectsV2 pages through the boto3 paginator; each page fetch is one _call."""

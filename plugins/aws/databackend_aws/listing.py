@@ -79,6 +79,22 @@ class Lister:
         else:
             yield from self._merge(files, folders)
 
+    def top(self, prefix: str) -> tuple[list[Obj], list[str]]:
+        """The objects directly under ``prefix`` and its sub-folder prefixes (all pages of a
+        delimited listing); a chain of lone sub-folders (``data/train/``) is descended up to
+        :data:`MAX_DEPTH` levels, so the folders returned are the first level worth dealing
+        out to several ranks."""
+        for _ in range(MAX_DEPTH + 1):
+            files: list[Obj] = []
+            folders: list[str] = []
+            for page in self.pages(Prefix=prefix, Delimiter="/"):
+                files.extend(_obj(r) for r in page.get("Contents", ()))
+                folders.extend(p["Prefix"] for p in page.get("CommonPrefixes", ()))
+            if len(folders) != 1 or files:
+                break
+            prefix = folders[0]
+        return files, sorted(folders)
+
     def _collect(self, prefix: str) -> list[Obj]:
         """A whole flat listing as a list (runs on a pool thread)."""
         return list(self.flat(prefix))
