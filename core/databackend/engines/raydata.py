@@ -25,7 +25,8 @@ if TYPE_CHECKING:
     from databackend.config.plan import DataPlan
     from databackend.context import BuildContext
 
-__all__ = ["FillJob", "RayFillOptions", "fill_on_ray", "plan_jobs", "run_pipeline"]
+__all__ = ["FillJob", "RayFillOptions", "check_fits", "fill_on_ray", "plan_jobs",
+           "run_pipeline"]
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +95,25 @@ def _rows(jobs: Iterable[FillJob]) -> list[dict[str, Any]]:
             for job in jobs for n, batch in enumerate(job.batches)]
 
 
+def check_fits(options: RayFillOptions, cluster: Mapping[str, float]) -> None:
+    """Raise :class:`~databackend.errors.ConfigError` when the pipeline's fixed actor pools
+    (at least one decoder) cannot all be placed on a cluster with ``cluster`` resources (Ray
+    Data would wait forever)."""
+    cpus = ((options.decoders or 1) + options.encoders * options.encoder_cpus
+            + options.writers * options.writer_cpus)
+    gpus = options.encoders * options.num_gpus
+    have_cpus, have_gpus = float(cluster.get("CPU", 0)), float(cluster.get("GPU", 0))
+    if cpus > have_cpus or gpus > have_gpus:
+        from databackend.errors import ConfigError
+
+        raise ConfigError([
+            f"the Ray fill needs {cpus:g} CPUs and {gpus:g} GPUs for its actors "
+            f"({options.decoders or 1} decoders x 1 CPU, {options.encoders} encoders x "
+            f"{options.encoder_cpus:g} CPU + {options.num_gpus:g} GPU, {options.writers} writers "
+            f"x {options.writer_cpus:g} CPU) but the cluster has {have_cpus:g} CPUs and "
+            f"{have_gpus:g} GPUs; lower --decoders, --encoders or --num-gpus"])
+
+
 def run_pipeline(rows: list[dict[str, Any]], settings: Any, encoder: Any, counter: Any,
                  options: RayFillOptions) -> Any:
     """The Ray Data dataset of the fill (lazy): rows -> decode -> encode -> write results.
@@ -104,9 +124,11 @@ def run_pipeline(rows: list[dict[str, Any]], settings: Any, encoder: Any, counte
     from databackend.engines.raystages import DecodeStage, EncodeStage, WriteStage
 
     resources: Any = ray.cluster_resources  # (untyped)
+    cluster = resources()
+    check_fits(options, cluster)
     pool = ray.data.ActorPoolStrategy
     decoders = (pool(size=options.decoders) if options.decoders
-                else pool(min_size=1, max_size=max(1, int(resources().get("CPU", 1)))))
+                else pool(min_size=1, max_size=max(1, int(cluster.get("CPU", 1)))))
     common: dict[str, Any] = {"batch_size": 1, "batch_format": "numpy"}
     ds: Any = ray.data.from_items(rows, override_num_blocks=max(1, len(rows)))
     ds = ds.map_batches(DecodeStage, fn_constructor_args=([settings], counter),
