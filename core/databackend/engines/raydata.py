@@ -48,14 +48,16 @@ class RayFillOptions:
     """How the pipeline uses the cluster.
 
     ``num_gpus`` per encoder actor (0: on CPU, ``encoder_cpus`` each); ``encoders`` encoder
-    actors; ``decoders`` decode actors (None: between 1 and the cluster's CPUs), each with
-    ``decode_threads`` threads; ``writers`` write actors of ``writer_cpus`` each.
+    actors; ``decoders`` decode actors of ``decoder_cpus`` each (None: as many as fit, from 1
+    up to the cluster's CPUs), each with ``decode_threads`` threads; ``writers`` write actors
+    of ``writer_cpus`` each.
     """
 
     num_gpus: float = 0
     encoders: int = 1
     encoder_cpus: float = 0.5
     decoders: int | None = None
+    decoder_cpus: float = 1.0
     decode_threads: int = 2
     writers: int = 1
     writer_cpus: float = 0.25
@@ -99,7 +101,8 @@ def check_fits(options: RayFillOptions, cluster: Mapping[str, float]) -> None:
     """Raise :class:`~databackend.errors.ConfigError` when the pipeline's fixed actor pools
     (at least one decoder) cannot all be placed on a cluster with ``cluster`` resources (Ray
     Data would wait forever)."""
-    cpus = ((options.decoders or 1) + options.encoders * options.encoder_cpus
+    cpus = ((options.decoders or 1) * options.decoder_cpus
+            + options.encoders * options.encoder_cpus
             + options.writers * options.writer_cpus)
     gpus = options.encoders * options.num_gpus
     have_cpus, have_gpus = float(cluster.get("CPU", 0)), float(cluster.get("GPU", 0))
@@ -108,7 +111,8 @@ def check_fits(options: RayFillOptions, cluster: Mapping[str, float]) -> None:
 
         raise ConfigError([
             f"the Ray fill needs {cpus:g} CPUs and {gpus:g} GPUs for its actors "
-            f"({options.decoders or 1} decoders x 1 CPU, {options.encoders} encoders x "
+            f"({options.decoders or 1} decoders x {options.decoder_cpus:g} CPU, "
+            f"{options.encoders} encoders x "
             f"{options.encoder_cpus:g} CPU + {options.num_gpus:g} GPU, {options.writers} writers "
             f"x {options.writer_cpus:g} CPU) but the cluster has {have_cpus:g} CPUs and "
             f"{have_gpus:g} GPUs; lower --decoders, --encoders or --num-gpus"])
@@ -128,12 +132,13 @@ def run_pipeline(rows: list[dict[str, Any]], settings: Any, encoder: Any, counte
     check_fits(options, cluster)
     pool = ray.data.ActorPoolStrategy
     decoders = (pool(size=options.decoders) if options.decoders
-                else pool(min_size=1, max_size=max(1, int(cluster.get("CPU", 1)))))
+                else pool(min_size=1, max_size=max(1, int(cluster.get("CPU", 1)
+                                                          / options.decoder_cpus))))
     common: dict[str, Any] = {"batch_size": 1, "batch_format": "numpy"}
     ds: Any = ray.data.from_items(rows, override_num_blocks=max(1, len(rows)))
     ds = ds.map_batches(DecodeStage, fn_constructor_args=([settings], counter),
                         fn_constructor_kwargs={"threads": options.decode_threads},
-                        compute=decoders, num_cpus=1, **common)
+                        compute=decoders, num_cpus=options.decoder_cpus, **common)
     ds = ds.map_batches(EncodeStage, fn_constructor_args=([settings], counter, [encoder]),
                         compute=pool(size=options.encoders), num_cpus=options.encoder_cpus,
                         num_gpus=options.num_gpus or None, **common)
