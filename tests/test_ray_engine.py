@@ -242,3 +242,11 @@ def test_a_pipeline_the_cluster_cannot_place_is_refused_before_it_waits() -> Non
         check_fits(RayFillOptions(decoders=3), {"CPU": 2.0})
     with pytest.raises(ConfigError, match=r"needs 2\.25 CPUs and 2 GPUs.*8 CPUs and 0 GPUs"):
         check_fits(RayFillOptions(encoders=2, num_gpus=1), {"CPU": 8.0})
+
+
+def test_input_blocks_are_one_batch_each_until_they_are_many() -> None:
+    from databackend.engines.raydata import block_count
+
+    assert [block_count(n, 2) for n in (0, 1, 5, 8)] == [1, 1, 5, 8]
+    assert block_count(100, 2) == 8 and block_count(1600, 2) == 100
+    assert block_count(12_500_000, 64) == 781_250

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from databackend.config.plan import DataPlan
     from databackend.context import BuildContext
 
-__all__ = ["FillJob", "RayFillOptions", "check_fits", "fill_on_ray", "plan_jobs",
+__all__ = ["FillJob", "RayFillOptions", "block_count", "check_fits", "fill_on_ray", "plan_jobs",
            "run_pipeline"]
 
 log = logging.getLogger(__name__)
@@ -97,6 +97,13 @@ def _rows(jobs: Iterable[FillJob]) -> list[dict[str, Any]]:
             for job in jobs for n, batch in enumerate(job.batches)]
 
 
+def block_count(rows: int, cpus: int) -> int:
+    """Input blocks of the pipeline: a batch each while there are at most 4 per CPU, else up
+    to 16 batches a block (a retried block re-runs at most 16 batches; the driver holds
+    ``rows / 16`` block references, not one per batch)."""
+    return max(1, min(rows, max(4 * cpus, -(-rows // 16))))
+
+
 def check_fits(options: RayFillOptions, cluster: Mapping[str, float]) -> None:
     """Raise :class:`~databackend.errors.ConfigError` when the pipeline's fixed actor pools
     (at least one decoder) cannot all be placed on a cluster with ``cluster`` resources (Ray
@@ -135,7 +142,8 @@ def run_pipeline(rows: list[dict[str, Any]], settings: Any, encoder: Any, counte
                 else pool(min_size=1, max_size=max(1, int(cluster.get("CPU", 1)
                                                           / options.decoder_cpus))))
     common: dict[str, Any] = {"batch_size": 1, "batch_format": "numpy"}
-    ds: Any = ray.data.from_items(rows, override_num_blocks=max(1, len(rows)))
+    blocks = block_count(len(rows), int(cluster.get("CPU", 1)))
+    ds: Any = ray.data.from_items(rows, override_num_blocks=blocks)
     ds = ds.map_batches(DecodeStage, fn_constructor_args=([settings], counter),
                         fn_constructor_kwargs={"threads": options.decode_threads},
                         compute=decoders, num_cpus=options.decoder_cpus, **common)
