@@ -296,6 +296,7 @@ OPTION_SAMPLE.update(conditioning_multidataset_sampling="combined")  # condition
 OPTION_SAMPLE.update(framerate=24)  # video
 OPTION_SAMPLE.update(sampling_policy="mixture", mixture_steps_per_epoch=500)  # report
 OPTION_SAMPLE.update(scan_remote_processes=2)  # scale
+OPTION_SAMPLE.update(ray_num_gpus=0.5, ray_encoders=4, ray_decoders=8, ray_shares=3)  # ray
 
 
 @pytest.fixture

@@ -125,6 +125,22 @@ class DyingVAE:
         return self.inner(pixels)  # type: ignore[arg-type]
 
 
+class DyingTextEncoder:
+    """The reference text encoder, except that the first process to call it dies."""
+
+    def __init__(self, marker: str) -> None:
+        from databackend.caches import ReferenceTextEncoder
+
+        self.inner, self.marker = ReferenceTextEncoder(), marker
+        self.identity = self.inner.identity
+
+    def __call__(self, captions: list[str]) -> object:
+        if not os.path.exists(self.marker):
+            Path(self.marker).write_text(str(os.getpid()))
+            os._exit(1)
+        return self.inner(captions)
+
+
 def _cache_files(out: Path) -> dict[str, bytes]:
     """Every cache file under ``out`` (the index, which carries a generation, left out)."""
     return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*"))
@@ -134,7 +150,9 @@ def _cache_files(out: Path) -> dict[str, bytes]:
 def test_cache_on_ray_writes_the_local_entries_even_after_a_killed_worker(
         cluster: None, tmp_path: Path, make_images: Callable[..., Path]) -> None:
     """``run_cache`` is what ``databackend cache --engine ray`` runs: the latents in the Ray
-    Data pipeline (its encoder actor dies once), the text cache in 2 share tasks."""
+    Data pipeline (its encoder actor dies once), the text cache in 2 share tasks (one dies
+    once). A JPEG cut
+    in half passes the scan (its header is whole) and fails to decode: reported as locally."""
     import argparse
     import json
 
@@ -143,27 +161,33 @@ def test_cache_on_ray_writes_the_local_entries_even_after_a_killed_worker(
     from databackend.engines.raycache import run_cache
 
     root = _tree(make_images)
+    whole = (root / "f0" / "0.jpg").read_bytes()
+    (root / "f3" / "cut.jpg").write_bytes(whole[:len(whole) // 2])
     config = tmp_path / "config.json"
     config.write_text(json.dumps([{"id": "ds", "type": "local", "instance_data_dir": str(root),
                                    "resolution": 64, "resolution_type": "pixel_area",
                                    "aspect_bucket_alignment": 16}]))
     local, remote = tmp_path / "local", tmp_path / "ray"
-    assert main(["cache", str(config), "--option", f"output_dir={local}", "--no-progress"]) == 0
+    assert main(["cache", str(config), "--option", f"output_dir={local}", "--no-progress"]) == 1
     expected = _cache_files(local)
     assert len(expected) > 20
-    marker = tmp_path / "killed"
+    marker, text_marker = tmp_path / "killed", tmp_path / "text-killed"
     args = argparse.Namespace(config=str(config), var=[], option=[f"output_dir={remote}"],
                               batch_size=8, text_batch_size=32, address=None, no_progress=True)
-    runs = run_cache(args, (ReferenceTextEncoder(), DyingVAE(str(marker))), shares=2)
-    assert marker.exists() and int(marker.read_text()) != os.getpid()  # a worker died
+    runs = run_cache(args, (DyingTextEncoder(str(text_marker)), DyingVAE(str(marker))),
+                     shares=2)
+    for died in (marker, text_marker):  # an encoder actor and a share task died
+        assert int(died.read_text()) != os.getpid()
     assert _cache_files(remote) == expected
     assert [r.kind for r in runs] == ["latents", "text"]
     latents = runs[0].report
-    assert (latents.total, latents.encoded, latents.failed) == (20, 20, ())
+    assert (latents.total, latents.encoded, len(latents.failed)) == (21, 20, 1)
+    assert latents.failed[0][0] == "f3/cut.jpg" and "Truncated" in latents.failed[0][1]
     assert latents.retries >= 1  # the batch the dead actor held ran again, and was counted
-    assert runs[1].report.encoded >= 1 and runs[1].report.retries == 0  # captions and ""
+    assert runs[1].report.encoded >= 1 and runs[1].report.retries >= 1  # a share re-ran
     again = run_cache(args, (ReferenceTextEncoder(), DyingVAE(str(marker))), shares=2)
     assert (again[0].report.cached, again[0].report.encoded) == (20, 0)
+    assert again[0].report.failed == latents.failed
 
 
 def test_cache_command_line_carries_what_run_cache_reads() -> None:
@@ -177,6 +201,25 @@ def test_cache_command_line_carries_what_run_cache_reads() -> None:
     assert {"config", "var", "option", "batch_size", "text_batch_size"} <= set(vars(args))
 
 
+def test_pipeline_settings_come_from_the_flags_else_the_factory_options() -> None:
+    from databackend.cli import make_parser
+    from databackend.commands.engine import ray_fill_settings
+    from databackend.errors import ConfigError
+    from databackend.options import FactoryOptions
+
+    options = FactoryOptions.from_mapping({"ray_num_gpus": "1", "ray_encoders": "8",
+                                           "ray_shares": "5"})
+    plain = make_parser().parse_args(["cache", "c.json", "--engine", "ray"])
+    fill, shares = ray_fill_settings(plain, options)
+    assert (fill.num_gpus, fill.encoders, fill.decoders, shares) == (1.0, 8, None, 5)
+    flags = make_parser().parse_args(["cache", "c.json", "--num-gpus", "0", "--decoders", "3",
+                                      "--shares", "1"])
+    fill, shares = ray_fill_settings(flags, options)
+    assert (fill.num_gpus, fill.encoders, fill.decoders, shares) == (0, 8, 3, 1)
+    with pytest.raises(ConfigError, match="ray_encoders"):
+        FactoryOptions.from_mapping({"ray_encoders": "0"})
+
+
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16", "float16"])
 def test_latents_cross_the_pipeline_bit_for_bit(dtype: str) -> None:
     import torch
@@ -188,3 +231,22 @@ def test_latents_cross_the_pipeline_bit_for_bit(dtype: str) -> None:
     assert raw.dtype.name == "uint8" and (name, shape) == (dtype, [4, 3, 5])
     back = from_wire(raw.copy(), name, shape)
     assert all(torch.equal(a, b) and a.dtype == b.dtype for a, b in zip(latents, back, strict=True))
+
+
+def test_a_pipeline_the_cluster_cannot_place_is_refused_before_it_waits() -> None:
+    from databackend.engines.raydata import RayFillOptions, check_fits
+    from databackend.errors import ConfigError
+
+    check_fits(RayFillOptions(), {"CPU": 2.0})  # 1 decoder + 0.5 + 0.25 CPUs
+    with pytest.raises(ConfigError, match=r"needs 3\.75 CPUs and 0 GPUs.*has 2 CPUs"):
+        check_fits(RayFillOptions(decoders=3), {"CPU": 2.0})
+    with pytest.raises(ConfigError, match=r"needs 2\.25 CPUs and 2 GPUs.*8 CPUs and 0 GPUs"):
+        check_fits(RayFillOptions(encoders=2, num_gpus=1), {"CPU": 8.0})
+
+
+def test_input_blocks_are_one_batch_each_until_they_are_many() -> None:
+    from databackend.engines.raydata import block_count
+
+    assert [block_count(n, 2) for n in (0, 1, 5, 8)] == [1, 1, 5, 8]
+    assert block_count(100, 2) == 8 and block_count(1600, 2) == 100
+    assert block_count(12_500_000, 64) == 781_250

@@ -61,6 +61,13 @@ class FactoryOptions:
     framerate: int = 30
     # scale: processes probing a remote storage, each with io_concurrency threads (docs/scale.md)
     scan_remote_processes: int = 1
+    # scale: `databackend cache --engine ray` (docs/scale.md; the command line's flags win):
+    # GPUs per encoder actor, encoder actors, decode actors (0: 1 up to the cluster's CPUs),
+    # share tasks of the caches outside the Ray Data pipeline
+    ray_num_gpus: float = 0.0
+    ray_encoders: int = 1
+    ray_decoders: int = 0
+    ray_shares: int = 2
 
     @property
     def cache_root(self) -> str:
@@ -88,6 +95,7 @@ class FactoryOptions:
             out.append(f"option `short_bucket_policy` must be one of {SHORT_BUCKET_POLICIES}; "
                        f"got {self.short_bucket_policy!r}")
         out += _policy_problems(self)
+        out += _ray_problems(self)
         if self.conditioning_multidataset_sampling not in CONDITIONING_SAMPLING:
             out.append(f"option `conditioning_multidataset_sampling` must be one of "
                        f"{', '.join(CONDITIONING_SAMPLING)}; got "
@@ -128,6 +136,16 @@ def _coerce(key: str, value: Any, current: Any) -> Any:
         raise ConfigError([f"option `{key}`: cannot read {value!r} as "
                            f"{type(current).__name__}"]) from None
     return value
+
+
+def _ray_problems(opts: FactoryOptions) -> list[str]:
+    """Problems with the ``ray_*`` options."""
+    out = [f"option `{k}` must be >= {low}; got {getattr(opts, k)}"
+           for k, low in (("ray_encoders", 1), ("ray_shares", 1), ("ray_decoders", 0))
+           if getattr(opts, k) < low]
+    if not 0 <= opts.ray_num_gpus < float("inf"):
+        out.append(f"option `ray_num_gpus` must be >= 0; got {opts.ray_num_gpus}")
+    return out
 
 
 def _policy_problems(opts: FactoryOptions) -> list[str]:

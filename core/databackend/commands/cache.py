@@ -20,7 +20,7 @@ from databackend.commands.encoder_options import (
     encoder_options,
     named_media_encoders,
 )
-from databackend.commands.engine import add_engine_arguments
+from databackend.commands.engine import add_engine_arguments, ray_fill_settings
 from databackend.errors import ConfigError
 
 __all__ = ["register"]
@@ -100,12 +100,10 @@ def _run(args: argparse.Namespace) -> int:
     stand_in = args.text_encoder is None and args.image_encoder is None  # reference encoders
     if args.engine == "ray":  # scan and fill on a Ray cluster (docs/scale.md)
         from databackend.engines.raycache import run_cache
-        from databackend.engines.raydata import RayFillOptions
 
-        options = RayFillOptions(num_gpus=args.num_gpus, encoders=args.encoders,
-                                 decoders=args.decoders)
-        runs = run_cache(args, (text_encoder, image_encoder), shares=args.shares,
-                         num_gpus=args.num_gpus, options=options)
+        fill, shares = ray_fill_settings(args, context.options)
+        runs = run_cache(args, (text_encoder, image_encoder), shares=shares,
+                         num_gpus=fill.num_gpus, options=fill)
     else:
         runs = precompute_plan(plan, context, text_encoder=text_encoder,
                                image_encoder=image_encoder, progress=progress,
@@ -156,15 +154,17 @@ def register(sub: Any) -> None:
                         "report counts (a plain run only checks that entries exist)")
     add_encoder_arguments(parser)
     add_engine_arguments(parser)
-    parser.add_argument("--shares", type=int, default=2,
+    parser.add_argument("--shares", type=int, default=None,
                         help="with --engine ray: Ray tasks the text, video/audio and "
                         "conditioning caches are split into (image latents run in the Ray "
-                        "Data pipeline)")
-    parser.add_argument("--num-gpus", type=float, default=0,
-                        help="with --engine ray: GPUs per encoder actor and per share task")
-    parser.add_argument("--encoders", type=int, default=1,
-                        help="with --engine ray: image encoder actors of the pipeline")
+                        "Data pipeline; default: option ray_shares, 2)")
+    parser.add_argument("--num-gpus", type=float, default=None,
+                        help="with --engine ray: GPUs per encoder actor and per share task "
+                        "(default: option ray_num_gpus, 0)")
+    parser.add_argument("--encoders", type=int, default=None,
+                        help="with --engine ray: image encoder actors of the pipeline "
+                        "(default: option ray_encoders, 1)")
     parser.add_argument("--decoders", type=int, default=None,
-                        help="with --engine ray: decode actors (default: 1 up to the "
-                        "cluster's CPUs)")
+                        help="with --engine ray: decode actors (default: option "
+                        "ray_decoders; 0: 1 up to the cluster's CPUs)")
     parser.set_defaults(func=_run)

@@ -6,7 +6,7 @@ import argparse
 import logging
 from typing import Any
 
-__all__ = ["add_engine_arguments", "attach_engine"]
+__all__ = ["add_engine_arguments", "attach_engine", "ray_fill_settings"]
 
 log = logging.getLogger(__name__)
 
@@ -33,3 +33,19 @@ def attach_engine(args: argparse.Namespace, meta: Any) -> Any:
 
     connect(args.address)
     return use_ray(meta)
+
+
+def ray_fill_settings(args: argparse.Namespace, options: Any) -> tuple[Any, int]:
+    """``(RayFillOptions, shares)`` of ``cache --engine ray``: the command line's flags, else
+    the factory options ``ray_num_gpus``, ``ray_encoders``, ``ray_decoders``, ``ray_shares``."""
+    from databackend.engines.raydata import RayFillOptions
+
+    def pick(flag: str, option: str) -> Any:
+        """The flag's value, else the option's."""
+        value = getattr(args, flag, None)
+        return getattr(options, option) if value is None else value
+
+    fill = RayFillOptions(num_gpus=pick("num_gpus", "ray_num_gpus"),
+                          encoders=pick("encoders", "ray_encoders"),
+                          decoders=pick("decoders", "ray_decoders") or None)
+    return fill, int(pick("shares", "ray_shares"))

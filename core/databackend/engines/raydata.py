@@ -25,7 +25,8 @@ if TYPE_CHECKING:
     from databackend.config.plan import DataPlan
     from databackend.context import BuildContext
 
-__all__ = ["FillJob", "RayFillOptions", "fill_on_ray", "plan_jobs", "run_pipeline"]
+__all__ = ["FillJob", "RayFillOptions", "block_count", "check_fits", "fill_on_ray", "plan_jobs",
+           "run_pipeline"]
 
 log = logging.getLogger(__name__)
 
@@ -47,14 +48,16 @@ class RayFillOptions:
     """How the pipeline uses the cluster.
 
     ``num_gpus`` per encoder actor (0: on CPU, ``encoder_cpus`` each); ``encoders`` encoder
-    actors; ``decoders`` decode actors (None: between 1 and the cluster's CPUs), each with
-    ``decode_threads`` threads; ``writers`` write actors of ``writer_cpus`` each.
+    actors; ``decoders`` decode actors of ``decoder_cpus`` each (None: as many as fit, from 1
+    up to the cluster's CPUs), each with ``decode_threads`` threads; ``writers`` write actors
+    of ``writer_cpus`` each.
     """
 
     num_gpus: float = 0
     encoders: int = 1
     encoder_cpus: float = 0.5
     decoders: int | None = None
+    decoder_cpus: float = 1.0
     decode_threads: int = 2
     writers: int = 1
     writer_cpus: float = 0.25
@@ -94,6 +97,34 @@ def _rows(jobs: Iterable[FillJob]) -> list[dict[str, Any]]:
             for job in jobs for n, batch in enumerate(job.batches)]
 
 
+def block_count(rows: int, cpus: int) -> int:
+    """Input blocks of the pipeline: a batch each while there are at most 4 per CPU, else up
+    to 16 batches a block (a retried block re-runs at most 16 batches; the driver holds
+    ``rows / 16`` block references, not one per batch)."""
+    return max(1, min(rows, max(4 * cpus, -(-rows // 16))))
+
+
+def check_fits(options: RayFillOptions, cluster: Mapping[str, float]) -> None:
+    """Raise :class:`~databackend.errors.ConfigError` when the pipeline's fixed actor pools
+    (at least one decoder) cannot all be placed on a cluster with ``cluster`` resources (Ray
+    Data would wait forever)."""
+    cpus = ((options.decoders or 1) * options.decoder_cpus
+            + options.encoders * options.encoder_cpus
+            + options.writers * options.writer_cpus)
+    gpus = options.encoders * options.num_gpus
+    have_cpus, have_gpus = float(cluster.get("CPU", 0)), float(cluster.get("GPU", 0))
+    if cpus > have_cpus or gpus > have_gpus:
+        from databackend.errors import ConfigError
+
+        raise ConfigError([
+            f"the Ray fill needs {cpus:g} CPUs and {gpus:g} GPUs for its actors "
+            f"({options.decoders or 1} decoders x {options.decoder_cpus:g} CPU, "
+            f"{options.encoders} encoders x "
+            f"{options.encoder_cpus:g} CPU + {options.num_gpus:g} GPU, {options.writers} writers "
+            f"x {options.writer_cpus:g} CPU) but the cluster has {have_cpus:g} CPUs and "
+            f"{have_gpus:g} GPUs; lower --decoders, --encoders or --num-gpus"])
+
+
 def run_pipeline(rows: list[dict[str, Any]], settings: Any, encoder: Any, counter: Any,
                  options: RayFillOptions) -> Any:
     """The Ray Data dataset of the fill (lazy): rows -> decode -> encode -> write results.
@@ -104,17 +135,24 @@ def run_pipeline(rows: list[dict[str, Any]], settings: Any, encoder: Any, counte
     from databackend.engines.raystages import DecodeStage, EncodeStage, WriteStage
 
     resources: Any = ray.cluster_resources  # (untyped)
-    decoders = options.decoders or (1, max(1, int(resources().get("CPU", 1))))
+    cluster = resources()
+    check_fits(options, cluster)
+    pool = ray.data.ActorPoolStrategy
+    decoders = (pool(size=options.decoders) if options.decoders
+                else pool(min_size=1, max_size=max(1, int(cluster.get("CPU", 1)
+                                                          / options.decoder_cpus))))
     common: dict[str, Any] = {"batch_size": 1, "batch_format": "numpy"}
-    ds: Any = ray.data.from_items(rows, override_num_blocks=max(1, len(rows)))
+    blocks = block_count(len(rows), int(cluster.get("CPU", 1)))
+    ds: Any = ray.data.from_items(rows, override_num_blocks=blocks)
     ds = ds.map_batches(DecodeStage, fn_constructor_args=([settings], counter),
                         fn_constructor_kwargs={"threads": options.decode_threads},
-                        concurrency=decoders, num_cpus=1, **common)
+                        compute=decoders, num_cpus=options.decoder_cpus, **common)
     ds = ds.map_batches(EncodeStage, fn_constructor_args=([settings], counter, [encoder]),
-                        concurrency=options.encoders, num_cpus=options.encoder_cpus,
+                        compute=pool(size=options.encoders), num_cpus=options.encoder_cpus,
                         num_gpus=options.num_gpus or None, **common)
     return ds.map_batches(WriteStage, fn_constructor_args=([settings], counter),
-                          concurrency=options.writers, num_cpus=options.writer_cpus, **common)
+                          compute=pool(size=options.writers), num_cpus=options.writer_cpus,
+                          **common)
 
 
 @attrs.define
