@@ -174,10 +174,12 @@ def bare(source: Source, tensor: bool) -> float:
     """Seconds for the bare process-pool loop over every sample (its pool started and torch
     imported in its workers before the clock starts: the bare loop's best case, while the
     fill's time includes starting its decoders); ``tensor``: the workers return uint8 tensors
-    (sent through torch's shared-memory pickling), else arrays."""
+    (sent through torch's shared-memory pickling), else arrays. The pool uses ``spawn``, so
+    the fill's decoders start from their own forkserver (preloading only the decode module) as
+    in a trainer, not from one this loop started with this script as its preload."""
     jobs = [(str(source.root / p), source.index.geometry(i), tensor)
             for i, p in enumerate(source.index.paths)]
-    with multiprocessing.get_context("forkserver").Pool(core_count()) as pool:
+    with multiprocessing.get_context("spawn").Pool(core_count()) as pool:
         pool.map(_warm, range(core_count()))
         start = time.perf_counter()
         for _ in pool.imap(_bare_one, jobs, chunksize=1):
