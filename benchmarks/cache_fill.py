@@ -5,16 +5,25 @@ Usage::
     python benchmarks/cache_fill.py                    # mixed set and large photos
     python benchmarks/cache_fill.py --mixed 96 --large 16 --repeat 3
 
-The encoder returns zeros (so the figures measure the pipeline, not a model). Prints, measured
+The encoder returns zeros (so the figures measure the pipeline, not a model) and takes uint8
+pixels, as the bare loop ends with uint8 tensors (``--float32``: float32 pixels the fill
+normalises on the CPU, as for a CPU encoder). Prints, measured
 in the same run (best of ``--repeat``, contenders alternating), for a mixed dataset (JPEG and
 PNG, 0.3-4 MP, some with EXIF rotation) and for large photos (12-24 MP JPEGs), both to about
 1 MP buckets:
 
 * the bare loop: a process pool of one process per core doing PIL open, EXIF transpose, RGB,
-  resize, crop and to-tensor, the tensors sent back to the parent (pool start included);
+  resize, crop and to-tensor (uint8), the tensors sent back to the parent (its pool started
+  before the clock: its best case; the fill's time includes starting its decoders);
 * ``LatentCache.precompute`` with draft decoding off and on: images/s and the ratio against
   the bare loop (target >= 0.95x), the share of wall time the encoder waited for pixels
   (target < 10%), and peak RSS (this process; worker processes).
+
+Measured on 2 cores (``--mixed 96 --large 16 --repeat 3``, docs/caches.md run D), against the
+tensor loop: mixed set 1.04x (draft off) and 1.07x (draft on), 12-24 MP photos 1.12x and
+3.05x; encoder wait after the first batch 0.0% on both; with ``--float32`` (run E) 0.85x and
+0.91x on the mixed set (the CPU normalisation, 7-9 ms per 1 MP image), 1.03x and 2.60x on the
+photos.
 """
 
 from __future__ import annotations
@@ -109,9 +118,23 @@ class Source:
 
 
 class ZeroVAE:
-    """An encoder that returns zeros of a VAE's output shape."""
+    """An encoder that returns zeros of a VAE's output shape. It takes its pixels as uint8
+    (``input_dtype = torch.uint8``), as the bare loop's tensors are: normalising them is the
+    encoder's device's work (a GPU's), which this machine's CPU would not do; ``--float32``
+    makes it a float32 CPU encoder instead, whose normalisation the fill does on the CPU."""
 
     identity = "zeros:v1"
+
+    def __init__(self, float32: bool = False) -> None:
+        """uint8 pixels, or ``float32`` ones normalised by the fill."""
+        self.float32 = float32
+
+    @property
+    def input_dtype(self) -> Any:
+        """uint8 (normalised by the encoder's device), or float32 with ``--float32``."""
+        import torch
+
+        return torch.float32 if self.float32 else torch.uint8
 
     def __call__(self, pixels: Any) -> Any:
         """Zeros ``[B, 4, H/8, W/8]`` (fp16)."""
@@ -125,8 +148,9 @@ class SleepVAE(ZeroVAE):
     """Zeros after sleeping ``seconds`` per image: an encoder that, like a GPU, takes time
     without taking this machine's CPU."""
 
-    def __init__(self, seconds: float) -> None:
+    def __init__(self, seconds: float, float32: bool = False) -> None:
         """Sleep ``seconds`` per image."""
+        super().__init__(float32)
         self.seconds = seconds
 
     def __call__(self, pixels: Any) -> Any:
@@ -153,12 +177,15 @@ def _warm(_: int) -> int:
 
 
 def bare(source: Source, tensor: bool) -> float:
-    """Seconds for the bare process-pool loop over every sample (pool started and torch
-    imported in the workers before the clock starts: the bare loop's best case); ``tensor``:
-    the workers return tensors (sent through torch's shared-memory pickling), else arrays."""
+    """Seconds for the bare process-pool loop over every sample (its pool started and torch
+    imported in its workers before the clock starts: the bare loop's best case, while the
+    fill's time includes starting its decoders); ``tensor``: the workers return uint8 tensors
+    (sent through torch's shared-memory pickling), else arrays. The pool uses ``spawn``, so
+    the fill's decoders start from their own forkserver (preloading only the decode module) as
+    in a trainer, not from one this loop started with this script as its preload."""
     jobs = [(str(source.root / p), source.index.geometry(i), tensor)
             for i, p in enumerate(source.index.paths)]
-    with multiprocessing.get_context("forkserver").Pool(core_count()) as pool:
+    with multiprocessing.get_context("spawn").Pool(core_count()) as pool:
         pool.map(_warm, range(core_count()))
         start = time.perf_counter()
         for _ in pool.imap(_bare_one, jobs, chunksize=1):
@@ -193,17 +220,33 @@ class PeakRSS:
         return self.peak
 
 
-def ours(source: Source, cache_dir: Path, draft: bool, encoder: Any = None) -> Any:
+def ours(source: Source, cache_dir: Path, draft: bool, encoder: Any) -> Any:
     """The precompute report of a fresh fill (decoder processes started inside), with the
     first batch's wait as ``first_wait``."""
     shutil.rmtree(cache_dir, ignore_errors=True)
     cache = LatentCache(LocalDirectory(root=str(cache_dir)), source,
-                        encoder=encoder or ZeroVAE(), draft=draft, workers=core_count(),
+                        encoder=encoder, draft=draft, workers=core_count(),
                         batch_size=8)
     return cache.precompute(progress=False), cache.last_fill.first_wait_seconds or 0.0
 
 
-def measure(name: str, source: Source, tmp: Path, repeat: int) -> None:
+def normalise_ms(source: Source) -> float:
+    """Milliseconds per image of the fill's float32 normalisation on this CPU (what a float32
+    CPU encoder adds to the fill's process; a GPU does it on the device)."""
+    import torch
+
+    from databackend.caches.fill import normalise
+
+    width, height = source.index.geometry(0).target_size
+    u8 = torch.zeros((8, height, width, 3), dtype=torch.uint8)
+    normalise(u8)
+    start = time.perf_counter()
+    for _ in range(3):
+        normalise(u8)
+    return (time.perf_counter() - start) / 24 * 1000
+
+
+def measure(name: str, source: Source, tmp: Path, repeat: int, float32: bool) -> None:
     """Print one dataset's figures."""
     n = len(source.index)
     t_bare, t_arrays, best, rss = float("inf"), float("inf"), {}, 0.0
@@ -212,7 +255,7 @@ def measure(name: str, source: Source, tmp: Path, repeat: int) -> None:
         t_arrays = min(t_arrays, bare(source, tensor=False))
         for draft in (False, True):
             poll = PeakRSS()
-            report, _ = ours(source, tmp / "cache", draft)
+            report, _ = ours(source, tmp / "cache", draft, ZeroVAE(float32))
             rss = max(rss, poll.stop())
             if draft not in best or report.seconds < best[draft].seconds:
                 best[draft] = report
@@ -224,14 +267,15 @@ def measure(name: str, source: Source, tmp: Path, repeat: int) -> None:
         print(f"  fill, draft {'on ' if draft else 'off'}:    {n / r.seconds:8.2f} images/s  "
               f"ratio {t_bare / r.seconds:.2f}x (target >= 0.95x); against the array loop "
               f"ratio {t_arrays / r.seconds:.2f}x")
-        slow, first = ours(source, tmp / "cache", draft, SleepVAE(1.25 * r.seconds / n))
+        slow, first = ours(source, tmp / "cache", draft, SleepVAE(1.25 * r.seconds / n, float32))
         steady = slow.wait_seconds - first
         print(f"    encoder at 0.8x the fill's rate: wait "
               f"{100 * slow.wait_seconds / slow.seconds:5.1f}% of wall, "
               f"{100 * steady / slow.seconds:.1f}% after the first batch (target < 10%), busy "
               f"{100 * slow.busy_fraction:.1f}%; zero encoder: wait "
               f"{100 * r.wait_seconds / r.seconds:.0f}%")
-    print(f"  peak RSS of a decoder process: {rss:.0f} MB")
+    print(f"  peak RSS of a decoder process: {rss:.0f} MB; float32 normalisation on this CPU "
+          f"(a float32 CPU encoder, --float32): {normalise_ms(source):.1f} ms/image")
 
 
 def main() -> None:
@@ -241,7 +285,11 @@ def main() -> None:
     parser.add_argument("--large", type=int, default=12, help="12-24 MP photos")
     parser.add_argument("--repeat", type=int, default=2, help="best of this many runs")
     parser.add_argument("--dir", help="keep the images here between runs")
+    parser.add_argument("--float32", action="store_true",
+                        help="the zero encoder takes float32 pixels normalised by the fill on "
+                             "the CPU (a CPU encoder) instead of uint8 ones")
     args = parser.parse_args()
+
     tmp = Path(args.dir or tempfile.mkdtemp(prefix="fillbench-"))
     for name, n, large in (("mixed", args.mixed, False), ("large photos", args.large, True)):
         if n < 1:
@@ -253,7 +301,7 @@ def main() -> None:
                 target=make_images, args=(folder, n, large, n))
             maker.start()
             maker.join()
-        measure(name, Source(folder), tmp, args.repeat)
+        measure(name, Source(folder), tmp, args.repeat, args.float32)
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS of this process (torch, the encoder side, batches): {own:.0f} MB")
     if not args.dir:

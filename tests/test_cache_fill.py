@@ -52,6 +52,30 @@ def test_normalise_matches_to_pixels(tmp_path: Path) -> None:
     assert normalise(u8, torch.bfloat16).dtype == torch.bfloat16
 
 
+class Uint8VAE(ReferenceVAE):
+    """The reference VAE taking uint8 pixels and normalising them itself."""
+
+    input_dtype = torch.uint8
+
+    def __call__(self, pixels: torch.Tensor) -> torch.Tensor:
+        assert pixels.dtype == torch.uint8 and pixels.shape[1] == 3
+        return super().__call__((pixels.float() / 127.5 - 1.0).contiguous())
+
+
+def test_uint8_encoder_gets_the_decoded_pixels(tmp_path: Path) -> None:
+    image = Image.open(write_noise(tmp_path / "x.png", 40, 24, seed=3)).convert("RGB")
+    u8 = torch.from_numpy(np.array(image)).unsqueeze(0)
+    assert torch.equal(normalise(u8, torch.uint8), u8.permute(0, 3, 1, 2))
+    source = _source(tmp_path)
+    cache = LatentCache(LocalDirectory(root=str(tmp_path / "vae")), source, encoder=Uint8VAE(4),
+                        workers=2, batch_size=2)
+    assert cache.precompute(progress=False).encoded == len(source.index)
+    for i, entry in enumerate(cache.get_many(range(len(source.index)))):
+        pixels = load_pixels(source, i)
+        expected = ReferenceVAE(4)((pixels + 1.0).mul(127.5).round().unsqueeze(0) / 127.5 - 1.0)
+        assert torch.equal(entry.latents, expected[0])
+
+
 @pytest.mark.parametrize("workers", [0, 2])
 def test_fill_equals_direct_encode(tmp_path: Path, workers: int) -> None:
     source = _source(tmp_path)

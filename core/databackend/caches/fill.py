@@ -3,8 +3,10 @@
 Pixels travel as ``[H, W, 3]`` uint8 from the decoders; :func:`device_pixels` stacks a batch
 (in pinned memory when the encoder is on CUDA, copied with ``non_blocking``) and normalises it
 to ``[-1, 1]`` on the encoder's device, in the encoder's ``input_dtype`` (float32 unless the
-encoder says otherwise). :class:`EncodeRunner` calls the encoder; an out-of-memory error halves
-the batch and retries (down to one image), and later batches stay at the reduced size.
+encoder says otherwise; ``torch.uint8``: not normalised, the encoder gets ``[B, 3, H, W]`` uint8
+in channels-last memory and normalises itself, e.g. fused into its first layer).
+:class:`EncodeRunner` calls the encoder; an out-of-memory error halves the batch and retries
+(down to one image), and later batches stay at the reduced size.
 
 Optional encoder attributes the fill reads: ``device`` (a ``torch.device`` or string),
 ``input_dtype`` (a ``torch.dtype``), ``accepts_keys`` (True: called as
@@ -40,9 +42,12 @@ class FillTimes:
 
 def normalise(u8: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
     """``[B, H, W, 3]`` uint8 -> contiguous ``[B, 3, H, W]`` in ``[-1, 1]`` (float32 math, the
-    same values as :func:`databackend.caches.imaging.to_pixels`), cast to ``dtype``."""
+    same values as :func:`databackend.caches.imaging.to_pixels`), cast to ``dtype``;
+    ``dtype=torch.uint8``: the ``[B, 3, H, W]`` view of ``u8`` as it is (channels-last)."""
     import torch
 
+    if dtype == torch.uint8:
+        return u8.permute(0, 3, 1, 2)
     pixels = u8.permute(0, 3, 1, 2).contiguous().to(torch.float32)
     pixels *= 1 / 127.5
     pixels -= 1.0

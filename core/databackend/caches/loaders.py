@@ -28,6 +28,12 @@ __all__ = ["FunctionLoader", "ProcessLoader", "ThreadLoader", "core_count", "job
            "oversized"]
 
 
+#: Imported once by the forkserver, so each decoder process starts with them: a pool start
+#: after the first took 0.20-0.23 s to its first result without, 0.08-0.10 s with (2 cores).
+_DECODER_PRELOAD = ("numpy", "PIL.Image", "PIL.ImageOps", "PIL.JpegImagePlugin",
+                    "PIL.PngImagePlugin")
+
+
 def core_count() -> int:
     """The cores this process may run on."""
     if hasattr(os, "sched_getaffinity"):
@@ -121,13 +127,14 @@ class ProcessLoader:
     def __init__(self, source: SampleSource, workers: int, *, draft: bool,
                  max_pixels: int | None = None) -> None:
         """Start the worker processes (``forkserver`` on Linux, preloading only the decode
-        module, never torch or the caller's ``__main__``; ``spawn`` elsewhere)."""
+        module, NumPy and Pillow, never torch or the caller's ``__main__``; ``spawn``
+        elsewhere)."""
         self.source, self.draft, self.workers = source, draft, max(1, workers)
         self.max_pixels = max_pixels
         context = multiprocessing.get_context("forkserver" if sys.platform.startswith("linux")
                                               else "spawn")
         if context.get_start_method() == "forkserver":  # not the trainer's __main__: only ours
-            context.set_forkserver_preload([decode.__module__])
+            context.set_forkserver_preload([decode.__module__, *_DECODER_PRELOAD])
         self._procs = ProcessPoolExecutor(self.workers, mp_context=context)
         self._io = ThreadPoolExecutor(max(4, self.workers), thread_name_prefix="databackend-read")
         self._fallback: ThreadLoader | None = None

@@ -85,6 +85,8 @@ class SelfDecoding:
     encoder themselves (``_encode(batch, inputs)``), through the shared fill pipeline."""
 
     workers: int | None
+    #: Clips and windows are large: two batches loaded ahead (images: four).
+    prefetch_batches = 2
 
     def _load(self, i: int) -> torch.Tensor:
         raise NotImplementedError
