@@ -19,10 +19,10 @@ PNG, 0.3-4 MP, some with EXIF rotation) and for large photos (12-24 MP JPEGs), b
   the bare loop (target >= 0.95x), the share of wall time the encoder waited for pixels
   (target < 10%), and peak RSS (this process; worker processes).
 
-Measured on 2 cores (``--mixed 96 --large 16 --repeat 3``, docs/caches.md run D), against the
-tensor loop: mixed set 1.04x (draft off) and 1.07x (draft on), 12-24 MP photos 1.12x and
-3.05x; encoder wait after the first batch 0.0% on both; with ``--float32`` (run E) 0.85x and
-0.91x on the mixed set (the CPU normalisation, 7-9 ms per 1 MP image), 1.03x and 2.60x on the
+Measured on 2 cores (``--mixed 96 --large 16 --repeat 3``, docs/caches.md run F), against the
+tensor loop: mixed set 1.13x (draft off) and 1.22x (draft on), 12-24 MP photos 1.06x and
+3.04x; encoder wait after the first batch 0.0% on both; with ``--float32`` (run G) 0.96x and
+1.00x on the mixed set (the CPU normalisation, 6-9 ms per 1 MP image), 1.08x and 2.99x on the
 photos.
 """
 

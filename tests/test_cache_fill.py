@@ -174,3 +174,45 @@ def test_a_broken_file_is_reported_not_fatal(tmp_path: Path) -> None:
     report = cache.precompute(progress=False)
     assert [p for p, _ in report.failed] == [source.index.paths[1]]
     assert report.encoded == len(source.index) - 1
+
+
+_KILLED_FILL = """
+import os, signal, sys
+sys.path.insert(0, {tests!r})
+from pathlib import Path
+from test_cache_fill import _source
+from databackend.caches.loaders import ProcessLoader
+
+if __name__ == "__main__":
+    loader = ProcessLoader(_source(Path({tmp!r})), 2, draft=False)
+    for future in [loader.submit(0), loader.submit(1)]:
+        future.result()
+    print(" ".join(str(pid) for pid in loader._procs._processes), flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_decoders_exit_when_the_fill_is_killed(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "fill.py"
+    script.write_text(_KILLED_FILL.format(tests=str(Path(__file__).parent), tmp=str(tmp_path)))
+    with open(tmp_path / "out", "w") as out:  # a file: the decoders must not hold a pipe open
+        run = subprocess.run([sys.executable, str(script)], stdout=out,
+                             stderr=subprocess.STDOUT, timeout=120, check=False)
+    pids = [int(p) for p in (tmp_path / "out").read_text().split()[-2:] if p.isdigit()]
+    assert run.returncode == -9 and len(pids) == 2, (tmp_path / "out").read_text()
+
+    def alive(pid: int) -> bool:
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                return stat.read().split(")")[1].split()[0] != "Z"
+        except FileNotFoundError:
+            return False
+
+    deadline = time.monotonic() + 60  # liveness bound, not a speed figure
+    while any(alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(alive(p) for p in pids)

@@ -17,7 +17,7 @@ from typing import Any
 
 import attrs
 
-__all__ = ["DRAFT_TOLERANCE", "DecodeJob", "decode", "draft_request"]
+__all__ = ["DRAFT_TOLERANCE", "DecodeJob", "decode", "draft_request", "watch_parent"]
 
 Size = tuple[int, int]
 
@@ -106,3 +106,35 @@ def decode(job: DecodeJob) -> Any:
         if out.size != (job.box[2] - job.box[0], job.box[3] - job.box[1]):
             out = out.crop(job.box)
         return np.asarray(out, dtype=np.uint8)
+
+
+def _gone(pid: int) -> bool:
+    """Whether process ``pid`` has ended (a zombie nobody reaped yet counts as ended)."""
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        pass  # it exists, owned by another user
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except (OSError, IndexError):
+        return False
+
+
+def watch_parent(parent: int, interval: float = 1.0) -> None:
+    """A decoder process's initializer: exit when process ``parent`` (the fill's) has ended,
+    so decoders never outlive a killed fill (the pool's queues alone do not end them then)."""
+    import os
+    import threading
+
+    def watch() -> None:
+        """Poll every ``interval`` seconds; end this process once the parent has ended."""
+        while not _gone(parent):
+            threading.Event().wait(interval)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="databackend-parent-watch", daemon=True).start()

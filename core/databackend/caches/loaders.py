@@ -18,7 +18,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from databackend.caches.decode import DecodeJob, decode
+from databackend.caches.decode import DecodeJob, decode, watch_parent
 from databackend.geometry import apply_geometry
 
 if TYPE_CHECKING:
@@ -135,7 +135,8 @@ class ProcessLoader:
                                               else "spawn")
         if context.get_start_method() == "forkserver":  # not the trainer's __main__: only ours
             context.set_forkserver_preload([decode.__module__, *_DECODER_PRELOAD])
-        self._procs = ProcessPoolExecutor(self.workers, mp_context=context)
+        self._procs = ProcessPoolExecutor(self.workers, mp_context=context,
+                                          initializer=watch_parent, initargs=(os.getpid(),))
         self._io = ThreadPoolExecutor(max(4, self.workers), thread_name_prefix="databackend-read")
         self._fallback: ThreadLoader | None = None
 
