@@ -235,6 +235,21 @@ class LatentCache(CacheBase):
     #: the decoders' rate waiting 7-10% of the time after the first batch, four 0-3.5%.
     prefetch_batches: int = 4
 
+    # --- for engines that run the fill's stages elsewhere (engines/raystages.py) -------------
+    def batch_shape(self, i: int) -> tuple[int, ...]:
+        """What samples encoded in one call must share (target size; media: and length)."""
+        return self._batch_shape(i)
+
+    def encode_runner(self) -> EncodeRunner:
+        """The encoder call with this cache's output check and OOM halving."""
+        return self._runner()
+
+    def encode_decoded(self, runner: EncodeRunner, indices: list[int], arrays: list[Any]
+                       ) -> list[torch.Tensor]:
+        """The checked latents of samples ``indices`` from their decoded inputs (as a fill's
+        decoders produce them), through ``runner`` (:meth:`encode_runner`)."""
+        return self._encode_batch(runner, indices, arrays)
+
     def _runner(self) -> EncodeRunner:
         if self.encoder is None:
             raise CacheError(f"latent cache {self.describe()} is disabled and no image "

@@ -85,7 +85,7 @@ def plan_jobs(plan: DataPlan, context: BuildContext, metas: Mapping[str, Any], e
         paths = {i: cache.path(i) for i in mine}
         have = existing_paths(cache.storage, list(paths.values()), cache.prefix)
         todo = [i for i in mine if paths[i] not in have]
-        batches = batches_by_size(todo, cache._batch_shape, batch_size)
+        batches = batches_by_size(todo, cache.batch_shape, batch_size)
         jobs.append(FillJob(dataset=dataset.id, location=cache.describe(), total=len(mine),
                             cached=len(mine) - len(todo),
                             batches=tuple(tuple(b) for b in batches)))

@@ -165,18 +165,17 @@ class EncodeStage(_Stage):
         seconds spent in the encoder."""
         import numpy as np
 
-        from databackend.caches.fill import EncodeRunner
-
         dataset_id, indices, cache = self.begin(batch)
         if not indices:
             return _row(batch, [], latents=np.zeros((0, 0), dtype=np.uint8), dtype="uint8",
                         shape=np.zeros(3, dtype=np.int64), encode_s=0.0,
                         failed=batch["failed"][0])
-        runner = self.runners.setdefault(dataset_id,
-                                         EncodeRunner(cache.encoder, cache._check_output))
+        runner = self.runners.get(dataset_id)
+        if runner is None:
+            runner = self.runners[dataset_id] = cache.encode_runner()
         start = time.perf_counter()
         pixels = batch["pixels"][0]
-        latents = cache._encode_batch(runner, indices, [pixels[n] for n in range(len(pixels))])
+        latents = cache.encode_decoded(runner, indices, [pixels[n] for n in range(len(pixels))])
         raw, dtype, shape = to_wire(latents)
         return _row(batch, indices, latents=raw, dtype=dtype, shape=np.array(shape, np.int64),
                     encode_s=time.perf_counter() - start, failed=batch["failed"][0])
