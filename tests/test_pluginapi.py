@@ -189,7 +189,7 @@ def _cli(args: list[str], pythonpath: list[Path]) -> subprocess.CompletedProcess
 
 
 EXPECTED = ("error: plugin {name!r} ({source}) needs databackend plugin API 2.0, but "
-            "databackend 0.2.0 provides plugin API 1.0; install a release of the plugin "
+            "databackend 0.2.0 provides plugin API 1.1; install a release of the plugin "
             "built for API 1.x")
 
 
