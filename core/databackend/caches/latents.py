@@ -236,10 +236,6 @@ class LatentCache(CacheBase):
     prefetch_batches: int = 4
 
     # --- for engines that run the fill's stages elsewhere (engines/raystages.py) -------------
-    def batch_shape(self, i: int) -> tuple[int, ...]:
-        """What samples encoded in one call must share (target size; media: and length)."""
-        return self._batch_shape(i)
-
     def encode_runner(self) -> EncodeRunner:
         """The encoder call with this cache's output check and OOM halving."""
         return self._runner()
@@ -301,8 +297,7 @@ class LatentCache(CacheBase):
     def _encode_now(self, indices: list[int], *, write: bool) -> list[torch.Tensor]:
         """Load and encode ``indices`` right away (batch time); load errors raise CacheError."""
         out: dict[int, torch.Tensor] = {}
-        batches = batches_by_size(dict.fromkeys(indices), self._batch_shape,
-                                  self.batch_size)
+        batches = self.encode_batches(dict.fromkeys(indices), self.batch_size)
         runner, loader = self._runner(), self._open_loader(None)
         for batch in batches:
             arrays = []
@@ -347,11 +342,7 @@ class LatentCache(CacheBase):
         if self.disable:
             return PrecomputeReport(skipped="vae_cache_disable")
         start = time.perf_counter()
-        mine = shard(sorted(self.all_indices() if indices is None else set(indices)),
-                     rank, world_size)
-        paths = {i: self.path(i) for i in mine}
-        have = existing_paths(self.storage, list(paths.values()), self.prefix)
-        todo = [i for i in mine if paths[i] not in have]
+        mine, todo = self.missing(indices, rank, world_size)
         if todo and self.encoder is None:
             raise CacheError(f"latent cache {self.describe()}: {len(todo)} samples are not "
                              "cached and no image encoder was given")
@@ -363,11 +354,25 @@ class LatentCache(CacheBase):
                                 encode_seconds=t.encode_seconds, wait_seconds=t.wait_seconds,
                                 oom_retries=t.oom_retries)
 
+    def missing(self, indices: Iterable[int] | None = None, rank: int = 0,
+                world_size: int = 1) -> tuple[list[int], list[int]]:
+        """``(mine, todo)``: this rank's share of ``indices`` (default: every bucketed sample),
+        sorted, and those of them without an entry yet."""
+        mine = shard(sorted(self.all_indices() if indices is None else set(indices)),
+                     rank, world_size)
+        paths = {i: self.path(i) for i in mine}
+        have = existing_paths(self.storage, list(paths.values()), self.prefix)
+        return mine, [i for i in mine if paths[i] not in have]
+
+    def encode_batches(self, todo: Iterable[int], batch_size: int) -> list[list[int]]:
+        """``todo`` grouped into encoder calls of up to ``batch_size`` samples that share a
+        shape (target size; media: and length)."""
+        return batches_by_size(todo, self._batch_shape, batch_size)
+
     def _fill(self, todo: list[int], batch_size: int, progress: bool | None
               ) -> list[tuple[str, str]]:
         """The precompute pipeline: decoders -> encoder (this thread) -> writer thread."""
-        batches = deque(batches_by_size(todo, self._batch_shape,
-                                        batch_size))
+        batches = deque(self.encode_batches(todo, batch_size))
         runner, failed = self._runner(), list[tuple[str, str]]()
         self.last_fill = runner.times
         loader = self._open_loader(len(todo))

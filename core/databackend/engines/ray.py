@@ -3,8 +3,9 @@
 :class:`RayProbePool` is a :class:`concurrent.futures.Executor` the scan's
 :class:`~databackend.metadata.scanner.Prober` dispatches its chunks to, in place of its own
 process or thread pool: every chunk (a :class:`~databackend.metadata.scanner.Task` of up to
-512 files) runs :func:`~databackend.metadata.scanner.run_task` on a Ray worker. A plain local
-tree is listed in shares on Ray too (:mod:`databackend.engines.raylisting`). The merge and the
+512 files) runs :func:`~databackend.metadata.scanner.run_task` on a Ray worker. A storage that
+splits its listing (a local tree, S3) is listed in shares on Ray too
+(:mod:`databackend.engines.raylisting`). The merge and the
 index write stay the single-machine code on the driver, so the index is the one a local scan
 writes. A task whose worker dies is retried by Ray (``max_retries``) and counted
 (:meth:`RayProbePool.retries`, see :mod:`databackend.engines.rayretry`); the storage

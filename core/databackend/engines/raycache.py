@@ -68,7 +68,9 @@ def _add(o: PrecomputeReport, r: PrecomputeReport) -> PrecomputeReport:
                             encoded=o.encoded + r.encoded, failed=o.failed + r.failed,
                             seconds=max(o.seconds, r.seconds),
                             encode_seconds=o.encode_seconds + r.encode_seconds,
-                            skipped=r.skipped, retries=o.retries + r.retries)
+                            skipped=r.skipped, wait_seconds=o.wait_seconds + r.wait_seconds,
+                            oom_retries=o.oom_retries + r.oom_retries,
+                            retries=o.retries + r.retries)
 
 
 def _merge(parts: list[list[tuple[str, str, str, dict[str, Any]]]]) -> list[Any]:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from databackend.caches.base import CacheRun, PrecomputeReport, existing_paths, progress_bar
+from databackend.caches.base import CacheRun, PrecomputeReport, progress_bar
 
 if TYPE_CHECKING:
     from databackend.config.plan import DataPlan
@@ -68,7 +68,6 @@ def plan_jobs(plan: DataPlan, context: BuildContext, metas: Mapping[str, Any], e
     """The fill of every enabled image dataset whose latents the pipeline can make (not
     video/audio, not pixel-aligned conditioning, cache not disabled), planned as a local
     ``precompute`` plans it."""
-    from databackend.caches.imaging import batches_by_size
     from databackend.caches.stores import open_latent_cache
     from databackend.conditioning.build import is_aligned_conditioning
     from databackend.media.select import is_media
@@ -81,11 +80,8 @@ def plan_jobs(plan: DataPlan, context: BuildContext, metas: Mapping[str, Any], e
                                   batch_size=batch_size)
         if cache.disable:
             continue
-        mine = sorted(cache.all_indices())
-        paths = {i: cache.path(i) for i in mine}
-        have = existing_paths(cache.storage, list(paths.values()), cache.prefix)
-        todo = [i for i in mine if paths[i] not in have]
-        batches = batches_by_size(todo, cache.batch_shape, batch_size)
+        mine, todo = cache.missing()
+        batches = cache.encode_batches(todo, batch_size)
         jobs.append(FillJob(dataset=dataset.id, location=cache.describe(), total=len(mine),
                             cached=len(mine) - len(todo),
                             batches=tuple(tuple(b) for b in batches)))
